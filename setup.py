@@ -1,0 +1,79 @@
+"""Build the optional ``framekit._speedups`` Cython extension.
+
+Everything else about the package lives in ``pyproject.toml``.  This file only
+decides whether and how to compile the extension, controlled by the
+``FRAMEKIT_BUILD_EXTENSION`` environment variable:
+
+* ``auto`` (default): try to build; if compiling fails, install the pure-Python
+  package anyway and print a loud warning.
+* ``yes``: a failed build is an error (CI and release builds use this, so a
+  wheel can never silently lack the fast path).
+* ``no``: do not build the extension at all.
+"""
+
+import os
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+MODE = os.environ.get("FRAMEKIT_BUILD_EXTENSION", "auto").strip().lower()
+if MODE not in ("auto", "yes", "no"):
+    sys.exit(f"FRAMEKIT_BUILD_EXTENSION must be auto, yes or no, not {MODE!r}")
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that turns a compile failure into a warning in ``auto`` mode."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - any build failure
+            self._fail(exc)
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        if MODE == "yes":
+            raise exc
+        banner = "*" * 75
+        sys.stderr.write(
+            f"\n{banner}\nWARNING: the framekit._speedups extension could not be compiled "
+            f"({exc}).\nframekit will be installed with the pure-Python codec, which is "
+            f"much slower.\nSet FRAMEKIT_BUILD_EXTENSION=yes to make this an error.\n{banner}\n\n"
+        )
+
+
+def extensions() -> list:
+    if MODE == "no":
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        if MODE == "yes":
+            raise
+        sys.stderr.write("WARNING: Cython is not available; building framekit without speedups.\n")
+        return []
+    ext = Extension(
+        "framekit._speedups",
+        ["src/framekit/_speedups.pyx"],
+        extra_compile_args=["-O3"] if sys.platform != "win32" else [],
+    )
+    try:
+        return cythonize(
+            [ext],
+            compiler_directives={"language_level": "3", "embedsignature": True},
+            quiet=True,
+        )
+    except Exception as exc:  # noqa: BLE001 - a .pyx that does not translate
+        if MODE == "yes":
+            raise
+        sys.stderr.write(f"WARNING: cythonize failed ({exc}); building framekit without speedups.\n")
+        return []
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

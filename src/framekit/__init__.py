@@ -1,0 +1,30 @@
+"""framekit: message framing for sockets.
+
+A sans-IO length-prefixed codec (Cython, with a pure-Python twin), blocking
+and asyncio transports on top of it, and presets for real protocols.
+"""
+
+from .codec import BACKEND, LengthPrefixed, LengthPrefixedDecoder
+from .errors import (
+    ConnectionClosed,
+    CorruptedFrame,
+    FrameTooLarge,
+    FramingError,
+    IncompleteFrame,
+    SerializationError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BACKEND",
+    "ConnectionClosed",
+    "CorruptedFrame",
+    "FrameTooLarge",
+    "FramingError",
+    "IncompleteFrame",
+    "LengthPrefixed",
+    "LengthPrefixedDecoder",
+    "SerializationError",
+    "__version__",
+]

@@ -1,0 +1,48 @@
+# Declarations for the Cython twin of framekit._codec_py (see _speedups.pyx).
+
+from libc.stdint cimport int64_t, uint64_t
+
+
+cdef class LengthPrefixed:
+    cdef readonly object _cfg
+    cdef int _size            # 1, 2, 3, 4, 8; 0 for a varint field
+    cdef bint _big
+    cdef Py_ssize_t _offset
+    cdef int64_t _adj
+    cdef Py_ssize_t _strip    # -1: strip the whole header
+    cdef int64_t _max
+    cdef bint _fail_fast
+    cdef int _vmax
+
+    cdef Py_ssize_t _write_field(self, unsigned char* out, int64_t value) except -1
+    cdef Py_ssize_t _field_size(self, int64_t value) except -1
+    cdef bytes _header(self, int64_t value, object prefix, Py_ssize_t extra)
+
+
+cdef class LengthPrefixedDecoder:
+    cdef int _size
+    cdef bint _big
+    cdef Py_ssize_t _offset
+    cdef int64_t _adj
+    cdef Py_ssize_t _strip
+    cdef int64_t _max
+    cdef bint _fail_fast
+    cdef int _vmax
+
+    cdef bytearray _buf
+    cdef Py_ssize_t _start     # first unread byte in _buf
+    cdef Py_ssize_t _end       # end of the bytes written to _buf
+    cdef int64_t _need         # length of the buffered unfinished frame, or -1
+    cdef uint64_t _discard     # bytes of a rejected frame still to skip
+    cdef uint64_t _too_long    # its length while its FrameTooLarge is owed, else 0
+    cdef object _broken        # None, or why the decoder is broken
+    cdef Py_ssize_t _offered   # size of the last get_buffer() view
+
+    cdef object _decode(self, const unsigned char* src, Py_ssize_t* pos, Py_ssize_t end,
+                        list frames)
+    cdef object _break(self, object err)
+    cdef int _reserve(self, Py_ssize_t room) except -1
+    cdef int _append(self, const unsigned char* data, Py_ssize_t n) except -1
+    cdef object _consume_buffer(self, list frames)
+    cdef list _finish(self, list frames, object err)
+    cdef list _feed(self, const unsigned char* data, Py_ssize_t end)
