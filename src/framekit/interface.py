@@ -1,0 +1,144 @@
+"""The codec interface: everything a transport may ask of a framing.
+
+Design notes
+------------
+Transports (blocking and asyncio, stream and datagram) use a codec through
+these two protocols and nothing else, so any framing plugs in:
+:class:`framekit.LengthPrefixed`, :class:`framekit.Delimited`,
+:class:`framekit.Netstring`, or a user's own class.
+
+A codec is a factory of decoders plus an encoder::
+
+    codec.decoder() -> Decoder          one per stream (or per datagram)
+    codec.encode(payload) -> bytes      one whole frame
+    codec.encode_many(payloads) -> bytes
+    codec.encode_parts(payload) -> sequence of buffers, for sendmsg()
+
+A decoder is sans-IO: bytes in, frames out::
+
+    decoder.feed(data) -> list[bytes]
+    decoder.get_buffer(sizehint) -> memoryview      receive in place...
+    decoder.buffer_updated(nbytes) -> list[bytes]   ...then decode
+    decoder.eof()                                   IncompleteFrame if cut off
+    decoder.pending                                 bytes of an unfinished frame
+
+Decoding errors are :class:`framekit.FramingError` subclasses carrying
+``.frames`` (frames decoded before the bad bytes).  A decoder that raises
+``CorruptedFrame`` may refuse all further input; any other error leaves it
+usable, and ``feed(b"")`` decodes what is already buffered.
+
+A user's codec need only write ``decoder()``/``encode()`` and a decoder's
+``feed()``/``eof()``/``pending``: :class:`CodecBase` and :class:`DecoderBase`
+derive the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, List, Protocol, Sequence, Union, runtime_checkable
+
+from ._common import DEFAULT_READ_SIZE
+
+__all__ = ["Buffer", "Codec", "CodecBase", "Decoder", "DecoderBase"]
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+
+@runtime_checkable
+class Decoder(Protocol):
+    """Incremental decoder for one stream."""
+
+    @property
+    def pending(self) -> int:
+        """Bytes buffered that belong to no complete frame yet."""
+        ...
+
+    def feed(self, data: Buffer) -> List[bytes]:
+        """Add received bytes; return the frames they complete, in order."""
+        ...
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Return writable space to receive into."""
+        ...
+
+    def buffer_updated(self, nbytes: int) -> List[bytes]:
+        """Decode the ``nbytes`` just written into the last :meth:`get_buffer` view."""
+        ...
+
+    def eof(self) -> None:
+        """End of stream: raise ``IncompleteFrame`` if a frame was cut off."""
+        ...
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """A framing: a factory of decoders and an encoder."""
+
+    def decoder(self) -> Decoder:
+        """Return a new decoder for one stream."""
+        ...
+
+    def encode(self, payload: Buffer) -> bytes:
+        """Return one whole frame carrying ``payload``."""
+        ...
+
+    def encode_many(self, payloads: Iterable[Buffer]) -> bytes:
+        """Return the frames of all ``payloads`` in one buffer."""
+        ...
+
+    def encode_parts(self, payload: Buffer) -> Sequence[Buffer]:
+        """Return buffers whose concatenation is the frame, for ``sendmsg``."""
+        ...
+
+
+class CodecBase:
+    """Derives ``encode_many`` and ``encode_parts`` from ``encode``."""
+
+    def decoder(self) -> Decoder:
+        raise NotImplementedError
+
+    def encode(self, payload: Buffer) -> bytes:
+        raise NotImplementedError
+
+    def encode_many(self, payloads: Iterable[Buffer]) -> bytes:
+        return b"".join([self.encode(p) for p in payloads])
+
+    def encode_parts(self, payload: Buffer) -> Sequence[Buffer]:
+        return (self.encode(payload),)
+
+
+class DecoderBase:
+    """Derives ``get_buffer``/``buffer_updated`` from ``feed``.
+
+    The received bytes land in a scratch buffer and are passed to ``feed`` as
+    a memoryview, which ``feed`` must copy from (not keep), since the scratch
+    buffer is reused.
+    """
+
+    _scratch: bytearray = bytearray()
+    _offered: int = 0
+
+    @property
+    def pending(self) -> int:
+        raise NotImplementedError
+
+    def feed(self, data: Buffer) -> List[bytes]:
+        raise NotImplementedError
+
+    def eof(self) -> None:
+        raise NotImplementedError
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        size = sizehint if sizehint > 0 else DEFAULT_READ_SIZE
+        if len(self._scratch) < size:
+            self._scratch = bytearray(size)
+        self._offered = len(self._scratch)
+        return memoryview(self._scratch)
+
+    def buffer_updated(self, nbytes: int) -> List[bytes]:
+        if not 0 <= nbytes <= self._offered:
+            raise ValueError(
+                f"buffer_updated({nbytes}): only {self._offered} bytes were offered by get_buffer()"
+            )
+        self._offered = 0
+        with memoryview(self._scratch) as view:
+            return self.feed(view[:nbytes])

@@ -1,0 +1,98 @@
+"""Serializers: objects in, frames out, and back.
+
+Design notes
+------------
+A serializer is any object with ``dumps(obj) -> bytes`` and
+``loads(frame) -> obj``.  Transports that take ``serializer=`` call
+:func:`dumps` and :func:`loads` below, which turn any failure into a
+:class:`framekit.SerializationError` carrying the raw frame, so a frame that
+does not deserialize never kills a connection: the caller gets a clear error
+and the next ``recv()`` reads the next frame.
+
+Nothing here unpickles: pickle executes code chosen by whoever wrote the bytes,
+so no pickle serializer ships.  Bring your own if both ends trust each other.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional, Protocol, runtime_checkable
+
+from .errors import SerializationError
+
+__all__ = ["JSON", "MSGPACK", "JSONSerializer", "Serializer", "dumps", "loads"]
+
+
+@runtime_checkable
+class Serializer(Protocol):
+    """What ``serializer=`` accepts."""
+
+    def dumps(self, obj: Any) -> bytes: ...
+
+    def loads(self, data: bytes) -> Any: ...
+
+
+class JSONSerializer:
+    """UTF-8 JSON, compact separators."""
+
+    def dumps(self, obj: Any) -> bytes:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    def loads(self, data: bytes) -> Any:
+        return json.loads(data)
+
+    def __repr__(self) -> str:
+        return "framekit.serializers.JSON"
+
+
+class _MsgpackSerializer:
+    def __init__(self, msgpack: Any) -> None:
+        self._packb = msgpack.packb
+        self._unpackb = msgpack.unpackb
+
+    def dumps(self, obj: Any) -> bytes:
+        return self._packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+
+    def loads(self, data: bytes) -> Any:
+        return self._unpackb(data, raw=False)
+
+    def __repr__(self) -> str:
+        return "framekit.serializers.MSGPACK"
+
+
+JSON = JSONSerializer()
+
+MSGPACK: Optional[Serializer]
+try:
+    import msgpack as _msgpack
+except ImportError:  # msgpack is an optional extra: pip install framekit[msgpack]
+    MSGPACK = None
+else:
+    MSGPACK = _MsgpackSerializer(_msgpack)
+
+
+def dumps(serializer: Serializer, obj: Any) -> bytes:
+    """``serializer.dumps(obj)``, with failures raised as ``SerializationError``."""
+    try:
+        data = serializer.dumps(obj)
+    except Exception as exc:
+        raise SerializationError(
+            f"cannot serialize {type(obj).__name__} with {serializer!r}: {exc}"
+        ) from exc
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise SerializationError(f"{serializer!r}.dumps returned {type(data).__name__}, not bytes")
+    return bytes(data) if not isinstance(data, bytes) else data
+
+
+def loads(serializer: Serializer, frame: bytes) -> Any:
+    """``serializer.loads(frame)``, with failures raised as ``SerializationError``
+    carrying the raw frame in ``.frame``."""
+    try:
+        return serializer.loads(frame)
+    except Exception as exc:
+        shown = frame[:40] + (b"..." if len(frame) > 40 else b"")
+        raise SerializationError(
+            f"cannot deserialize a {len(frame)}-byte frame with {serializer!r}: {exc} "
+            f"(frame starts {shown!r})",
+            frame=frame,
+        ) from exc
