@@ -44,3 +44,54 @@ def reload_codec_selector() -> ModuleType:
     import framekit.codec
 
     return importlib.reload(framekit.codec)
+
+
+# --- network fixtures shared by the transport tests ---------------------------
+
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import ssl  # noqa: E402
+import tempfile  # noqa: E402
+from typing import Iterator, Tuple  # noqa: E402
+
+
+def ipv6_available() -> bool:
+    """Whether ``::1`` can be bound here (some containers have no IPv6)."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+needs_ipv6 = pytest.mark.skipif(not ipv6_available(), reason="::1 is not available here")
+
+
+@pytest.fixture
+def sock_dir() -> Iterator[str]:
+    """A short temporary directory for Unix sockets (paths are limited to ~108 bytes)."""
+    path = tempfile.mkdtemp(prefix="fk-", dir="/tmp")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tls_contexts() -> Tuple[ssl.SSLContext, ssl.SSLContext]:
+    """``(server_context, client_context)`` from a CA made for the test run.
+
+    The server certificate is valid for ``localhost``, ``127.0.0.1`` and ``::1``;
+    the client context trusts only the test CA and verifies host names.
+    """
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1", "::1")
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server)
+    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    ca.configure_trust(client)
+    return server, client
