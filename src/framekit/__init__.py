@@ -4,6 +4,7 @@ A sans-IO length-prefixed codec (Cython, with a pure-Python twin), blocking
 and asyncio transports on top of it, and presets for real protocols.
 """
 
+from . import presets
 from .codec import BACKEND, LengthPrefixed, LengthPrefixedDecoder
 from .errors import (
     ConnectionClosed,
@@ -27,4 +28,5 @@ __all__ = [
     "LengthPrefixedDecoder",
     "SerializationError",
     "__version__",
+    "presets",
 ]
