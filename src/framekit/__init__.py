@@ -14,6 +14,7 @@ from .errors import (
     IncompleteFrame,
     SerializationError,
 )
+from .sync import DatagramSocket, FramedSocket, FrameHandler, Server, connect, serve
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,12 @@ __all__ = [
     "LengthPrefixed",
     "LengthPrefixedDecoder",
     "SerializationError",
+    "DatagramSocket",
+    "FrameHandler",
+    "FramedSocket",
+    "Server",
+    "connect",
+    "serve",
     "__version__",
     "presets",
 ]

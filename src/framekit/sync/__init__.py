@@ -1,0 +1,25 @@
+"""Blocking transports: framed sockets, connect, serve.
+
+Design notes
+------------
+Everything here is plain blocking sockets and threads, the model the socket
+tutorials teach, with framing done by the codec (see :mod:`framekit.interface`):
+
+* :class:`FramedSocket` wraps a connected stream socket (TCP, TLS, Unix);
+* :class:`DatagramSocket` wraps a UDP or Unix datagram socket;
+* :func:`connect` turns an address URL into either of them;
+* :func:`serve` binds a :class:`Server` that runs a handler (a callable or a
+  :class:`FrameHandler` subclass) for every connection or datagram.
+
+Modules: ``framed`` and ``datagram`` (the sockets), ``connect``, ``server`` and
+``handler``, and ``_sockets`` (creation, binding and Unix socket files, one code
+path for every address family).
+"""
+
+from .connect import connect
+from .datagram import DatagramSocket
+from .framed import FramedSocket
+from .handler import FrameHandler
+from .server import Server, serve
+
+__all__ = ["DatagramSocket", "FrameHandler", "FramedSocket", "Server", "connect", "serve"]

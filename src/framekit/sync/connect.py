@@ -1,0 +1,113 @@
+"""connect(): one call from an address URL to a framed connection.
+
+Design notes
+------------
+The address decides everything: its scheme picks stream or datagram, its
+family picks IP or Unix (one code path in :mod:`._sockets`), and ``tls://``
+adds TLS.  ``tls://`` without ``ssl=`` uses ``ssl.create_default_context()``,
+which verifies the server's certificate and host name: encryption without
+verification is opt-in (pass your own context), never the default.  An
+``ssl=`` context on ``tcp://`` or ``unix://`` also means TLS, as in asyncio.
+
+The timeout is ``socket.create_connection``'s: it bounds the connect (and the
+TLS handshake) and stays on the socket for every later call.
+"""
+
+from __future__ import annotations
+
+import ssl as _ssl
+from typing import Optional, Union
+
+from ..addresses import Address, AddressLike, parse_address
+from ..interface import Codec
+from ..serializers import Serializer
+from ._sockets import connect_socket
+from .datagram import DatagramSocket
+from .framed import FramedSocket
+
+__all__ = ["connect", "tls_context"]
+
+
+def connect(
+    address: AddressLike,
+    codec: Optional[Codec] = None,
+    *,
+    timeout: Optional[float] = None,
+    ssl: Optional[_ssl.SSLContext] = None,
+    serializer: Optional[Serializer] = None,
+    server_hostname: Optional[str] = None,
+    max_datagram_size: Optional[int] = None,
+) -> Union[FramedSocket, DatagramSocket]:
+    """Connect to ``address`` and return a framed connection.
+
+    Args:
+        address: ``tcp://host:port``, ``tls://host:port``, ``udp://host:port``,
+            ``unix:///path``, ``unix:@name``, ``unixgram:///path`` or a
+            ``(host, port)`` tuple (TCP).
+        codec: any :class:`framekit.interface.Codec`; ``None`` means
+            ``LengthPrefixed()``.
+        timeout: seconds for the connect and every later socket call;
+            ``None`` blocks.
+        ssl: the client ``ssl.SSLContext`` for ``tls://`` (default: a verifying
+            ``ssl.create_default_context()``); given for ``tcp://`` or
+            ``unix://``, it turns TLS on.
+        serializer: send and receive objects through it (``dumps``/``loads``).
+        server_hostname: the name to verify the certificate against; default:
+            the address's host (required for TLS over a Unix socket).
+        max_datagram_size: for ``udp://``/``unixgram://`` only: the largest
+            datagram sent or accepted.
+
+    Returns:
+        A :class:`FramedSocket` for stream addresses, a
+        :class:`DatagramSocket` (connected to the address) for datagram ones.
+
+    Raises:
+        ValueError: a malformed address, or an option that does not fit it.
+        OSError: the connection failed (refused, unreachable, timed out,
+            ``ssl.SSLCertVerificationError``...).
+    """
+    addr = parse_address(address)
+    context = tls_context(addr, ssl, server_side=False)
+    if max_datagram_size is not None and not addr.is_datagram:
+        raise ValueError(f"max_datagram_size is for udp:// and unixgram://, not {addr.url()}")
+    sock = connect_socket(addr, timeout)
+    if addr.is_datagram:
+        return DatagramSocket(
+            sock, codec, serializer=serializer, max_datagram_size=max_datagram_size
+        )
+    if context is not None:
+        try:
+            sock = context.wrap_socket(sock, server_hostname=server_hostname or addr.host)
+        except BaseException:
+            sock.close()
+            raise
+    return FramedSocket(sock, codec, serializer=serializer)
+
+
+def tls_context(
+    address: Address, context: Optional[_ssl.SSLContext], *, server_side: bool
+) -> Optional[_ssl.SSLContext]:
+    """The TLS context to use for ``address``, or ``None`` for plain sockets.
+
+    Raises:
+        ValueError: TLS for a datagram address; a server ``tls://`` address
+            without a context (a server needs its certificate).
+        TypeError: ``context`` is not an ``ssl.SSLContext``.
+    """
+    if context is not None and not isinstance(context, _ssl.SSLContext):
+        raise TypeError(f"ssl must be an ssl.SSLContext, not {type(context).__name__}")
+    if address.is_datagram:
+        if context is not None:
+            raise ValueError(f"TLS is not available for datagrams ({address.url()})")
+        return None
+    if not address.is_tls:
+        return context
+    if context is not None:
+        return context
+    if server_side:
+        raise ValueError(
+            f"serving {address.url()} needs ssl=: an ssl.SSLContext with the server's "
+            "certificate (ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH); "
+            "ctx.load_cert_chain(certfile, keyfile))"
+        )
+    return _ssl.create_default_context()

@@ -1,0 +1,279 @@
+"""FramedSocket: whole frames over any connected stream socket.
+
+Design notes
+------------
+**Receiving.**  Bytes go from the kernel straight into the decoder's buffer:
+``sock.recv_into(decoder.get_buffer())`` then ``decoder.buffer_updated(n)``,
+which returns every frame completed by those bytes.  One ``recv_into`` of 64
+KiB carries about a thousand 64-byte frames, so the cost that matters is what
+each ``recv()`` does when a frame is already decoded.  The decoded batch is
+kept as a *list iterator* (``self._it``): ``recv()`` takes the next frame with
+a bare ``for`` over it, and iteration (``for frame in fs``) chains those
+iterators with ``itertools.chain``, which hands out frames without running any
+Python code at all until a batch runs out.  Because both share the one
+iterator object, mixing ``recv()`` and iteration, or breaking out of a ``for``
+loop, never skips or loses a frame.
+
+**Errors keep their place in the stream.**  A ``FramingError`` carries the
+frames decoded before the bad bytes (``.frames``).  Those are queued as an
+ordinary batch and the error is kept aside; it is raised by the ``recv()``
+after the last of them, with ``.frames`` emptied (they were delivered).  After
+any error but a corrupted length the decoder is still usable, and frames that
+were already buffered behind the bad one are decoded by ``feed(b"")`` before
+the next ``recv_into`` (the peer may be waiting for a reply and send nothing
+more).  A corrupted decoder refuses all input, so every later ``recv()`` raises
+``CorruptedFrame`` again.
+
+**EOF.**  ``recv_into`` returning 0 means the peer closed its side.  The
+decoder's ``eof()`` raises ``IncompleteFrame`` if a frame was cut off;
+otherwise ``recv()`` raises ``ConnectionClosed`` (iteration just stops), and
+keeps doing so.  A timeout (``socket.timeout``) propagates without losing
+anything: the partial frame stays in the decoder and the next ``recv()``
+continues it.
+
+**Sending.**  ``sendmsg([header, payload])`` sends the frame in one syscall
+without copying the payload; a partial send (a full socket buffer under a
+timeout) is finished by a loop over memoryviews.  SSL sockets have no
+``sendmsg``, so they get ``sendall(codec.encode(payload))``.  ``send_many``
+encodes all frames into one buffer for one ``sendall``.  A lock makes
+``send``/``send_many`` safe to call from several threads (a chat server
+broadcasting to a client while that client's thread replies to it); a frame is
+never interleaved with another.  ``recv()`` is for one thread at a time.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from functools import partial
+from itertools import chain
+from types import TracebackType
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Type
+
+from ..codec import LengthPrefixed
+from ..errors import ConnectionClosed, FramingError
+from ..interface import Buffer, Codec
+from ..serializers import Serializer, dumps, loads
+
+__all__ = ["FramedSocket", "send_vectored"]
+
+
+class FramedSocket:
+    """Send and receive whole frames over a connected stream socket.
+
+    Works over TCP, Unix stream and TLS sockets, blocking or with a timeout.
+
+    Args:
+        sock: a connected ``SOCK_STREAM`` socket (``ssl.SSLSocket`` too).
+            The FramedSocket owns it from now on: ``close()`` closes it.
+        codec: any :class:`framekit.interface.Codec`; ``None`` means
+            ``LengthPrefixed()`` (4-byte big-endian length).
+        serializer: an object with ``dumps(obj) -> bytes`` and
+            ``loads(bytes) -> obj``; with it ``send``/``recv`` move objects.
+
+    Attributes:
+        socket: the wrapped socket (for ``settimeout``, ``shutdown``...).
+        codec: the codec in use.
+        serializer: the serializer in use, or ``None``.
+
+    Raises:
+        ValueError: ``sock`` is not a stream socket.
+    """
+
+    __slots__ = (
+        "_decoder",
+        "_drain",
+        "_eof",
+        "_error",
+        "_it",
+        "_send_lock",
+        "_vectored",
+        "codec",
+        "serializer",
+        "socket",
+    )
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        codec: Optional[Codec] = None,
+        *,
+        serializer: Optional[Serializer] = None,
+    ) -> None:
+        if sock.type != socket.SOCK_STREAM:
+            raise ValueError(
+                "FramedSocket needs a stream socket (SOCK_STREAM); "
+                "use framekit.DatagramSocket for UDP and unixgram"
+            )
+        self.socket = sock
+        self.codec: Codec = LengthPrefixed() if codec is None else codec
+        self.serializer = serializer
+        self._decoder = self.codec.decoder()
+        self._it: Iterator[bytes] = iter(())
+        self._error: Optional[FramingError] = None
+        self._drain = False
+        self._eof = False
+        self._send_lock = threading.Lock()
+        self._vectored = hasattr(sock, "sendmsg") and not isinstance(sock, ssl.SSLSocket)
+
+    # -- receiving ----------------------------------------------------------
+
+    def recv(self) -> Any:
+        """Return the next frame (an object if a serializer is set).
+
+        Returns at once when a frame is already decoded; otherwise reads.
+
+        Raises:
+            ConnectionClosed: the peer closed the connection between frames.
+            IncompleteFrame: the peer closed it in the middle of a frame.
+            FrameTooLarge: the next frame is above the codec's maximum; it was
+                skipped, and the next ``recv()`` goes on after it.
+            CorruptedFrame: the stream is corrupt; it cannot go on.
+            SerializationError: the frame did not deserialize; the next
+                ``recv()`` reads the next frame.
+            socket.timeout: the socket's timeout expired; nothing is lost.
+            OSError: the socket failed (reset, closed...).
+        """
+        for frame in self._it:  # noqa: B007 - the fastest "next or nothing"
+            break
+        else:
+            if not self._fill():
+                raise ConnectionClosed("connection closed by the peer")
+            frame = next(self._it)
+        if self.serializer is None:
+            return frame
+        return loads(self.serializer, frame)
+
+    def __iter__(self) -> Iterator[Any]:
+        """Yield frames until the peer closes cleanly; raise like :meth:`recv`.
+
+        Breaking out of the loop loses nothing: the next ``recv()`` or loop
+        continues with the next frame.
+        """
+        frames = chain.from_iterable(self._batches())
+        if self.serializer is None:
+            return frames
+        return map(partial(loads, self.serializer), frames)
+
+    def _batches(self) -> Iterator[Iterator[bytes]]:
+        while True:
+            current = self._it
+            yield current
+            # ``current`` is exhausted, unless recv() replaced it meanwhile.
+            if self._it is current and not self._fill():
+                return
+
+    def _fill(self) -> bool:
+        """Read until at least one frame is decoded (``self._it``).
+
+        Returns False at a clean EOF.  Raises a pending error once its frames
+        were delivered.
+        """
+        decoder = self._decoder
+        while True:
+            error = self._error
+            if error is not None:
+                self._error = None
+                raise error
+            if self._eof:
+                return False
+            if self._drain:
+                self._drain = False
+                batch = self._decode(decoder.feed, b"")
+            else:
+                n = self.socket.recv_into(decoder.get_buffer())
+                if not n:
+                    self._eof = True
+                    decoder.eof()
+                    return False
+                batch = self._decode(decoder.buffer_updated, n)
+            if batch:
+                self._it = iter(batch)
+                return True
+
+    def _decode(self, call: Callable[[Any], List[bytes]], arg: Any) -> List[bytes]:
+        try:
+            return call(arg)
+        except FramingError as exc:
+            frames, exc.frames = exc.frames, []
+            self._error = exc
+            self._drain = True  # frames buffered behind the bad one
+            return frames
+
+    # -- sending ------------------------------------------------------------
+
+    def send(self, payload: Any) -> None:
+        """Send one frame carrying ``payload`` (an object if a serializer is set).
+
+        Raises:
+            ValueError: the codec cannot frame it (too large for the length
+                field, for one).
+            SerializationError: the serializer failed.
+            OSError: the socket failed.  After a timeout or error in the middle
+                of a frame the stream is unusable: close it.
+        """
+        if self.serializer is not None:
+            payload = dumps(self.serializer, payload)
+        if self._vectored:
+            parts = self.codec.encode_parts(payload)
+            with self._send_lock:
+                send_vectored(self.socket, parts)
+        else:
+            data = self.codec.encode(payload)
+            with self._send_lock:
+                self.socket.sendall(data)
+
+    def send_many(self, payloads: Iterable[Any]) -> None:
+        """Send several frames with one ``sendall``.
+
+        Raises:
+            like :meth:`send`; nothing is sent if encoding any frame fails.
+        """
+        if self.serializer is not None:
+            payloads = [dumps(self.serializer, p) for p in payloads]
+        data = self.codec.encode_many(payloads)
+        with self._send_lock:
+            self.socket.sendall(data)
+
+    # -- lifetime -----------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the socket.  Safe to call more than once."""
+        self.socket.close()
+
+    def __enter__(self) -> FramedSocket:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<FramedSocket {self.socket!r} codec={self.codec!r}>"
+
+
+def send_vectored(sock: socket.socket, parts: Sequence[Buffer]) -> None:
+    """Send the concatenation of ``parts`` with ``sendmsg``, without copying them.
+
+    Loops until every byte is sent (a socket with a timeout may send part).
+    """
+    total = 0
+    for part in parts:
+        total += len(part) if type(part) is bytes else memoryview(part).nbytes
+    sent = sock.sendmsg(parts)
+    if sent == total:
+        return
+    views = [memoryview(part).cast("B") for part in parts]
+    while True:
+        while views and sent >= len(views[0]):
+            sent -= len(views[0])
+            del views[0]
+        if not views:
+            return
+        views[0] = views[0][sent:]
+        sent = sock.sendmsg(views)

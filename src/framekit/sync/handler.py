@@ -1,0 +1,129 @@
+"""Handlers: what a server runs for each connection (or each datagram).
+
+Design notes
+------------
+A handler is either a plain callable or a :class:`FrameHandler` subclass, the
+shape of ``socketserver.BaseRequestHandler`` (``setup``, ``handle``,
+``finish``; ``conn``, ``client_address``, ``server``) with framing done:
+``handle()`` reads frames and calls ``handle_frame(frame)``, and whatever that
+returns (if not ``None``) goes back as one frame.  Unlike socketserver, nothing
+runs in ``__init__``, so a subclass may extend it freely.
+
+=================  ==================================  ==============================
+handler            stream server (tcp, tls, unix)      datagram server (udp, unixgram)
+=================  ==================================  ==============================
+callable           ``handler(conn)`` in its thread      ``handler(frame, address)``
+                                                       returns the reply or ``None``
+FrameHandler       one instance per connection:        one instance for the server:
+subclass           ``handle_frame(frame)``             ``handle_frame(frame, address)``
+=================  ==================================  ==============================
+
+A frame that fails to deserialize (with ``serializer=``) is logged and
+skipped; the connection goes on.  Every other error ends the connection and is
+logged by the server.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Union
+
+from ..errors import ConnectionClosed, SerializationError
+
+__all__ = ["FrameHandler", "Handler", "DatagramDispatcher", "run_stream_handler"]
+
+logger = logging.getLogger("framekit")
+
+
+class FrameHandler:
+    """Base class for frame handlers; override :meth:`handle_frame`.
+
+    Attributes:
+        conn: the connection (:class:`~framekit.FramedSocket`), or for a
+            datagram server its :class:`~framekit.DatagramSocket`.
+        client_address: the peer's socket address (``None`` for a datagram
+            server, whose peers are passed to :meth:`handle_frame`).
+        server: the :class:`~framekit.Server`.
+    """
+
+    def __init__(self, conn: Any, client_address: Any, server: Any) -> None:
+        self.conn = conn
+        self.client_address = client_address
+        self.server = server
+
+    def setup(self) -> None:
+        """Called before the first frame.  Does nothing by default."""
+
+    def handle(self) -> None:
+        """Serve the connection: each frame to :meth:`handle_frame`, replies back.
+
+        Returns when the peer closes cleanly.  Override it to drive the
+        connection yourself (``self.conn.recv()``/``send()``).
+        """
+        conn = self.conn
+        while True:
+            try:
+                frame = conn.recv()
+            except ConnectionClosed:
+                return
+            except SerializationError as exc:
+                logger.warning("skipping a frame from %s: %s", self.client_address, exc)
+                continue
+            reply = self.handle_frame(frame)
+            if reply is not None:
+                conn.send(reply)
+
+    def handle_frame(self, frame: Any, address: Any = None) -> Any:
+        """Handle one frame; return a reply to send back, or ``None``.
+
+        Args:
+            frame: the frame (bytes, or an object with a serializer).
+            address: for datagram servers, the sender; stream servers call
+                ``handle_frame(frame)`` only.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must override handle_frame()")
+
+    def finish(self) -> None:
+        """Called after the last frame, even after an error.  Does nothing by default."""
+
+
+Handler = Union[Callable[..., Any], type]
+
+
+def is_frame_handler(handler: Any) -> bool:
+    return isinstance(handler, type) and issubclass(handler, FrameHandler)
+
+
+def run_stream_handler(handler: Handler, conn: Any, client_address: Any, server: Any) -> None:
+    """Run ``handler`` on one connection, in the calling thread."""
+    if is_frame_handler(handler):
+        instance = handler(conn, client_address, server)
+        instance.setup()
+        try:
+            instance.handle()
+        finally:
+            instance.finish()
+    else:
+        handler(conn)
+
+
+class DatagramDispatcher:
+    """Runs a handler for a datagram server: one call per frame."""
+
+    def __init__(self, handler: Handler, conn: Any, server: Any) -> None:
+        self._instance = handler(conn, None, server) if is_frame_handler(handler) else None
+        self._handler = handler
+
+    def setup(self) -> None:
+        if self._instance is not None:
+            self._instance.setup()
+
+    def dispatch(self, frame: Any, address: Any) -> Any:
+        """Return the handler's reply to ``frame`` from ``address``, or ``None``."""
+        if self._instance is not None:
+            return self._instance.handle_frame(frame, address)
+        return self._handler(frame, address)
+
+    def finish(self) -> None:
+        if self._instance is not None:
+            self._instance.finish()

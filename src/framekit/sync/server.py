@@ -1,0 +1,493 @@
+"""Server: socketserver's job (handlers, many clients at once) with framing done right.
+
+Design notes
+------------
+**Threads.**  One thread accepts; each connection gets its own thread running
+the handler, as with ``socketserver.ThreadingTCPServer``.  The accept loop
+waits in a selector on the listening socket *and* a wake-up socketpair, so
+``shutdown()`` is prompt (one byte on the pair), not a polling interval away.
+A datagram server has no connections: its loop reads datagrams and calls the
+handler for each frame in the same thread.
+
+**max_connections.**  Beyond the limit a new connection is accepted and closed
+at once, with a log line, rather than left in the listen backlog: the client
+learns immediately (``ConnectionClosed``) instead of hanging, and the backlog
+cannot hide an overloaded server.
+
+**TLS.**  The accept loop only accepts.  Wrapping and the handshake happen in
+the connection's own thread, under ``handshake_timeout``, so a slow or bad TLS
+client delays nobody else.
+
+**Faults stay with their connection.**  Whatever ends a connection (a framing
+error, a reset, a handler exception) is logged on the ``framekit`` logger with
+the peer's address, that connection is closed, and nothing else is affected.
+Frames that arrived whole before bad bytes reach the handler first (the
+FramedSocket delivers them before raising).
+
+**Shutdown** stops the loop, closes the listening socket (removing a Unix
+socket file), then ``shutdown(SHUT_RDWR)`` on every client socket, which
+wakes a thread blocked in ``recv`` (it sees EOF) or ``send``, and joins the
+threads within the timeout.  Sockets are closed only by their own thread, so
+a file descriptor is never reused under a thread still using it.  Connection
+threads are daemons: a handler stuck outside socket calls is reported, not
+waited for forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import ssl as _ssl
+import threading
+import time
+from types import TracebackType
+from typing import Any, Optional, Set, Type
+
+from ..addresses import AddressLike, address_from_sockaddr, parse_address
+from ..errors import ConnectionClosed, FramingError, SerializationError
+from ..interface import Codec
+from ..serializers import Serializer
+from ._sockets import bind_socket, bound_address
+from .connect import tls_context
+from .datagram import DatagramSocket
+from .framed import FramedSocket
+from .handler import DatagramDispatcher, Handler, run_stream_handler
+
+__all__ = ["Server", "serve"]
+
+logger = logging.getLogger("framekit")
+
+#: Socket timeout of a datagram server's socket, so a reply to a peer that does
+#: not read (a full Unix datagram queue) cannot stall the loop for long.
+_DATAGRAM_IO_TIMEOUT = 0.5
+#: Pause after accept() fails for lack of resources (EMFILE...), so the loop
+#: does not spin on a listening socket that stays readable.
+_ACCEPT_BACKOFF = 0.1
+
+
+class _Client:
+    """One connection: its current socket (replaced by the TLS wrapper) and thread."""
+
+    __slots__ = ("name", "peer", "sock", "thread")
+
+    def __init__(self, sock: socket.socket, peer: Any, name: str) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.name = name
+        self.thread: Optional[threading.Thread] = None
+
+    def abort(self) -> None:
+        """Wake the connection's thread: its blocked recv sees EOF, send fails."""
+        try:
+            # The base method: SSLSocket.shutdown would drop its TLS state under
+            # the feet of the thread that is reading.
+            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+        except OSError:
+            pass  # not connected any more, or the TLS wrapper took the descriptor
+
+
+class Server:
+    """A framed server on one address; see :func:`serve`.
+
+    Attributes:
+        address: the bound address as a URL that :func:`framekit.connect`
+            accepts (the real port when port 0 was asked for).
+        socket: the listening (or, for datagrams, bound) socket.
+    """
+
+    def __init__(
+        self,
+        address: AddressLike,
+        handler: Handler,
+        codec: Optional[Codec] = None,
+        *,
+        ssl: Optional[_ssl.SSLContext] = None,
+        max_connections: Optional[int] = None,
+        serializer: Optional[Serializer] = None,
+        unix_mode: int = 0o600,
+        backlog: int = 128,
+        reuse_port: bool = False,
+        max_datagram_size: Optional[int] = None,
+        handshake_timeout: float = 10.0,
+    ) -> None:
+        addr = parse_address(address)
+        if not callable(handler):
+            raise TypeError(f"handler must be callable or a FrameHandler subclass, not {handler!r}")
+        if max_connections is not None:
+            if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+                raise TypeError("max_connections must be an int or None")
+            if max_connections < 1:
+                raise ValueError(f"max_connections must be at least 1, got {max_connections}")
+            if addr.is_datagram:
+                raise ValueError(f"max_connections is for stream servers, not {addr.url()}")
+        if max_datagram_size is not None and not addr.is_datagram:
+            raise ValueError(f"max_datagram_size is for udp:// and unixgram://, not {addr.url()}")
+        self._ssl = tls_context(addr, ssl, server_side=True)
+        self._scheme = addr.scheme
+        self._handler = handler
+        self._codec = codec
+        self._serializer = serializer
+        self._max_connections = max_connections
+        self._handshake_timeout = handshake_timeout
+        self.socket, self._unix_file = bind_socket(
+            addr, backlog=backlog, unix_mode=unix_mode, reuse_port=reuse_port
+        )
+        try:
+            self.address = bound_address(addr, self.socket).url()
+            self._datagram: Optional[DatagramSocket] = None
+            if addr.is_datagram:
+                self.socket.settimeout(_DATAGRAM_IO_TIMEOUT)
+                self._datagram = DatagramSocket(
+                    self.socket, codec, serializer=serializer, max_datagram_size=max_datagram_size
+                )
+            else:
+                self.socket.setblocking(False)
+            self._wake_r, self._wake_w = socket.socketpair()
+        except BaseException:
+            self._close_socket()
+            raise
+        self._lock = threading.Lock()
+        self._clients: Set[_Client] = set()
+        self._closing = False
+        self._serving = False
+        self._loop_done = threading.Event()
+        self._loop_done.set()
+        self._loop_thread: Optional[threading.Thread] = None
+        self._thread: Optional[threading.Thread] = None
+
+    # -- running ------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until :meth:`shutdown` (from another thread).
+
+        Returns at once if the server was already shut down.
+
+        Raises:
+            RuntimeError: the server is already serving.
+        """
+        with self._lock:
+            if self._closing:
+                return
+            if self._serving:
+                raise RuntimeError(f"server {self.address} is already serving")
+            self._serving = True
+            self._loop_done.clear()
+            self._loop_thread = threading.current_thread()
+        try:
+            if self._datagram is not None:
+                self._datagram_loop(self._datagram)
+            else:
+                self._accept_loop()
+        finally:
+            self._loop_done.set()
+
+    def start(self) -> Server:
+        """Serve in a background (daemon) thread; return the server.
+
+        Raises:
+            RuntimeError: the server was started before.
+        """
+        if self._thread is not None:
+            raise RuntimeError(f"server {self.address} was already started")
+        self._thread = threading.Thread(
+            target=self.serve_forever, name=f"framekit-server {self.address}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    @property
+    def active_connections(self) -> int:
+        """Connections being served now (stream servers)."""
+        with self._lock:
+            return len(self._clients)
+
+    def _wait(self, selector: selectors.BaseSelector, timeout: Optional[float] = None) -> bool:
+        """Wait until the server socket is readable; False once shutting down."""
+        events = selector.select(timeout)
+        return bool(events) and not self._closing
+
+    def _selector(self) -> selectors.BaseSelector:
+        selector = selectors.DefaultSelector()
+        selector.register(self.socket, selectors.EVENT_READ)
+        selector.register(self._wake_r, selectors.EVENT_READ)
+        return selector
+
+    # -- streams --------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        with self._selector() as selector:
+            while not self._closing:
+                if self._wait(selector):
+                    self._accept(selector)
+
+    def _accept(self, selector: selectors.BaseSelector) -> None:
+        try:
+            sock, peer = self.socket.accept()
+        except (BlockingIOError, ConnectionAbortedError):
+            return  # the client gave up before we got to it
+        except OSError as exc:
+            if self._closing:
+                return
+            logger.error("server %s cannot accept a connection: %s", self.address, exc)
+            self._wait(selector, _ACCEPT_BACKOFF)
+            return
+        sock.setblocking(True)
+        client = _Client(sock, peer, _peer_name(self._scheme, peer))
+        with self._lock:
+            if self._closing:
+                sock.close()
+                return
+            if self._max_connections is not None and len(self._clients) >= self._max_connections:
+                logger.warning(
+                    "server %s: refusing connection from %s: max_connections (%d) reached",
+                    self.address,
+                    client.name,
+                    self._max_connections,
+                )
+                sock.close()
+                return
+            self._clients.add(client)
+            client.thread = threading.Thread(
+                target=self._serve_client,
+                args=(client,),
+                name=f"framekit-conn {client.name}",
+                daemon=True,
+            )
+            client.thread.start()
+        logger.debug("server %s: connection from %s", self.address, client.name)
+
+    def _serve_client(self, client: _Client) -> None:
+        try:
+            sock = client.sock
+            if self._ssl is not None:
+                sock = self._handshake(client, self._ssl)
+            conn = FramedSocket(sock, self._codec, serializer=self._serializer)
+            run_stream_handler(self._handler, conn, client.peer, self)
+        except BaseException as exc:
+            self._log_failure(client.name, exc)
+        finally:
+            client.sock.close()
+            with self._lock:
+                self._clients.discard(client)
+
+    def _handshake(self, client: _Client, context: _ssl.SSLContext) -> _ssl.SSLSocket:
+        client.sock.settimeout(self._handshake_timeout)
+        tls = context.wrap_socket(client.sock, server_side=True, do_handshake_on_connect=False)
+        with self._lock:
+            client.sock = tls
+            closing = self._closing
+        if closing:  # shutdown() could not reach the socket while it changed hands
+            raise ConnectionAbortedError("server shutting down")
+        tls.do_handshake()
+        tls.settimeout(None)
+        return tls
+
+    def _log_failure(self, peer: str, exc: BaseException) -> None:
+        """Log why a connection ended, at a level that says whose fault it was."""
+        if isinstance(exc, ConnectionClosed) or (self._closing and isinstance(exc, OSError)):
+            logger.debug("server %s: connection from %s closed: %s", self.address, peer, exc)
+        elif isinstance(exc, FramingError):
+            logger.warning(
+                "server %s: closing connection from %s: bad frame: %s", self.address, peer, exc
+            )
+        elif isinstance(exc, _ssl.SSLError):
+            logger.warning("server %s: TLS error with %s: %s", self.address, peer, exc)
+        elif isinstance(exc, (ConnectionError, TimeoutError)):
+            logger.warning("server %s: connection from %s lost: %s", self.address, peer, exc)
+        else:
+            logger.error(
+                "server %s: handler failed on connection from %s",
+                self.address,
+                peer,
+                exc_info=exc,
+            )
+
+    # -- datagrams ------------------------------------------------------------
+
+    def _datagram_loop(self, dsock: DatagramSocket) -> None:
+        dispatcher = DatagramDispatcher(self._handler, dsock, self)
+        dispatcher.setup()
+        try:
+            with self._selector() as selector:
+                while not self._closing:
+                    if dsock.buffered or self._wait(selector):
+                        self._serve_datagram(dsock, dispatcher)
+        finally:
+            dispatcher.finish()
+
+    def _serve_datagram(self, dsock: DatagramSocket, dispatcher: DatagramDispatcher) -> None:
+        try:
+            frame, address = dsock.recvfrom()
+        except (BlockingIOError, TimeoutError):
+            return
+        except (FramingError, SerializationError) as exc:
+            logger.warning("server %s: dropping a datagram: %s", self.address, exc)
+            return
+        except OSError as exc:  # e.g. an ICMP error from an earlier reply
+            if not self._closing:
+                logger.warning("server %s: receive failed: %s", self.address, exc)
+            return
+        try:
+            reply = dispatcher.dispatch(frame, address)
+        except Exception as exc:
+            logger.error(
+                "server %s: handler failed on a frame from %s",
+                self.address,
+                _peer_name(self._scheme, address),
+                exc_info=exc,
+            )
+            return
+        if reply is None:
+            return
+        try:
+            if not address:
+                raise OSError("the sender is an unbound socket, with no address to reply to")
+            dsock.sendto(reply, address)
+        except Exception as exc:
+            logger.warning(
+                "server %s: cannot reply to %s: %s",
+                self.address,
+                _peer_name(self._scheme, address),
+                exc,
+            )
+
+    # -- shutdown -------------------------------------------------------------
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop serving, close every connection, and join their threads.
+
+        Safe to call more than once, and from a handler.
+
+        Args:
+            timeout: how long to wait, in all, for the serving loop and the
+                connection threads to finish; threads still running after it
+                are logged and left (they are daemons).
+        """
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            clients = list(self._clients)
+        me = threading.current_thread()
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass
+        if self._loop_thread is not me:
+            self._loop_done.wait(max(0.0, deadline - time.monotonic()))
+        self._close_socket()
+        for client in clients:
+            client.abort()
+        threads = [c.thread for c in clients if c.thread is not None and c.thread is not me]
+        if self._thread is not None and self._thread is not me:
+            threads.append(self._thread)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        stuck = [t.name for t in threads if t.is_alive()]
+        if stuck:
+            logger.warning(
+                "server %s: %d thread(s) still running after %.1f s: %s",
+                self.address,
+                len(stuck),
+                timeout,
+                ", ".join(stuck),
+            )
+        if self._loop_done.is_set():
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def _close_socket(self) -> None:
+        self.socket.close()
+        if self._unix_file is not None:
+            self._unix_file.remove()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closing else "serving" if self._serving else "bound"
+        return f"<framekit.Server {self.address} {state}>"
+
+
+def serve(
+    address: AddressLike,
+    handler: Handler,
+    codec: Optional[Codec] = None,
+    *,
+    ssl: Optional[_ssl.SSLContext] = None,
+    max_connections: Optional[int] = None,
+    serializer: Optional[Serializer] = None,
+    unix_mode: int = 0o600,
+    backlog: int = 128,
+    reuse_port: bool = False,
+    max_datagram_size: Optional[int] = None,
+    handshake_timeout: float = 10.0,
+) -> Server:
+    """Bind ``address`` now and return a :class:`Server` for ``handler``.
+
+    Call ``serve_forever()`` or ``start()`` to serve; ``shutdown()`` (or the
+    ``with`` block's end) to stop.
+
+    Args:
+        address: as for :func:`framekit.connect`; port 0 picks a free port
+            (see ``Server.address``).
+        handler: for stream servers a callable ``handler(conn)``, run in a
+            thread per connection, or a :class:`FrameHandler` subclass; for
+            datagram servers a callable ``handler(frame, address)`` returning
+            a reply or ``None``, or a FrameHandler subclass (its
+            ``handle_frame(frame, address)``).  See :mod:`framekit.sync.handler`.
+        codec: any :class:`framekit.interface.Codec`; ``None`` means ``LengthPrefixed()``.
+        ssl: the server's ``ssl.SSLContext``; required for ``tls://``, and
+            turns TLS on for ``tcp://`` and ``unix://``.
+        max_connections: connections served at once; more are accepted and
+            closed at once, with a log line.  ``None``: no limit.
+        serializer: handlers get and return objects through it.
+        unix_mode: permissions of a Unix socket file (default 0600).
+        backlog: the listen backlog.
+        reuse_port: set ``SO_REUSEPORT`` (TCP/UDP), for several processes on one port.
+        max_datagram_size: for datagram servers, the largest datagram accepted.
+        handshake_timeout: seconds a TLS client has to finish its handshake.
+
+    Returns:
+        The bound, not yet serving, :class:`Server`.
+
+    Raises:
+        ValueError: a malformed address, ``tls://`` without ``ssl=``, or an
+            option that does not fit the address.
+        OSError: the address is in use ("address in use") or cannot be bound.
+    """
+    return Server(
+        address,
+        handler,
+        codec,
+        ssl=ssl,
+        max_connections=max_connections,
+        serializer=serializer,
+        unix_mode=unix_mode,
+        backlog=backlog,
+        reuse_port=reuse_port,
+        max_datagram_size=max_datagram_size,
+        handshake_timeout=handshake_timeout,
+    )
+
+
+def _peer_name(scheme: str, peer: Any) -> str:
+    """A readable name for a peer's socket address, for log lines."""
+    if not peer:
+        return f"an unnamed {scheme} peer"
+    if scheme == "tls":
+        scheme = "tcp"
+    try:
+        return address_from_sockaddr(scheme, peer).url()
+    except (TypeError, IndexError, ValueError):
+        return repr(peer)
