@@ -27,9 +27,15 @@ Decoding errors are :class:`framekit.FramingError` subclasses carrying
 ``CorruptedFrame`` may refuse all further input; any other error leaves it
 usable, and ``feed(b"")`` decodes what is already buffered.
 
+A datagram transport makes one decoder per datagram: ``feed(datagram)`` then
+``eof()``, so a datagram carries whole frames and a cut-off one is an error.
+
 A user's codec need only write ``decoder()``/``encode()`` and a decoder's
 ``feed()``/``eof()``/``pending``: :class:`CodecBase` and :class:`DecoderBase`
-derive the rest.
+derive the rest.  ``DecoderBase`` deliberately declares no ``pending``, so a
+subclass may make it a plain attribute (``self.pending = 0``) or a property.
+The built-in :class:`framekit.Delimited` and :class:`framekit.Netstring` are
+written this way too.
 """
 
 from __future__ import annotations
@@ -91,43 +97,83 @@ class Codec(Protocol):
 
 
 class CodecBase:
-    """Derives ``encode_many`` and ``encode_parts`` from ``encode``."""
+    """Base class for a codec: derives ``encode_many`` and ``encode_parts`` from ``encode``.
+
+    Subclasses write :meth:`decoder` and :meth:`encode`, and may override the
+    other two with something faster.
+    """
 
     def decoder(self) -> Decoder:
+        """Return a new decoder for one stream."""
         raise NotImplementedError
 
     def encode(self, payload: Buffer) -> bytes:
+        """Return one whole frame carrying ``payload``.
+
+        Raises:
+            ValueError: ``payload`` cannot be framed (too large, or it holds a
+                delimiter).
+        """
         raise NotImplementedError
 
     def encode_many(self, payloads: Iterable[Buffer]) -> bytes:
+        """Return the frames of all ``payloads`` in one buffer, for one ``sendall``.
+
+        Raises:
+            ValueError: as :meth:`encode`.
+        """
         return b"".join([self.encode(p) for p in payloads])
 
     def encode_parts(self, payload: Buffer) -> Sequence[Buffer]:
+        """Return buffers whose concatenation is the frame (here: just the frame).
+
+        Raises:
+            ValueError: as :meth:`encode`.
+        """
         return (self.encode(payload),)
 
 
 class DecoderBase:
-    """Derives ``get_buffer``/``buffer_updated`` from ``feed``.
+    """Base class for a decoder: derives ``get_buffer``/``buffer_updated`` from ``feed``.
 
-    The received bytes land in a scratch buffer and are passed to ``feed`` as
-    a memoryview, which ``feed`` must copy from (not keep), since the scratch
-    buffer is reused.
+    Subclasses write :meth:`feed`, :meth:`eof` and a ``pending`` attribute or
+    property.  The received bytes land in a scratch buffer and are passed to
+    ``feed`` as a memoryview, which ``feed`` must copy from (not keep), since
+    the scratch buffer is reused.  Subclasses need not call ``__init__``: the
+    two fields below have class-level defaults, and the scratch buffer is only
+    ever replaced, never resized, so the shared empty default is never written.
     """
 
     _scratch: bytearray = bytearray()
     _offered: int = 0
 
-    @property
-    def pending(self) -> int:
-        raise NotImplementedError
-
     def feed(self, data: Buffer) -> List[bytes]:
+        """Add received bytes; return the frames they complete, in order.
+
+        Raises:
+            FramingError: a subclass; its ``.frames`` holds the frames decoded
+                before the bad bytes.
+        """
         raise NotImplementedError
 
     def eof(self) -> None:
+        """End of stream.
+
+        Raises:
+            IncompleteFrame: a frame was cut off.
+        """
         raise NotImplementedError
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Return writable space to receive into (``recv_into``, ``BufferedProtocol``).
+
+        Args:
+            sizehint: the least size wanted; ``<= 0`` means 64 KiB.
+
+        Returns:
+            A view of at least ``sizehint`` bytes; report what was written with
+            :meth:`buffer_updated`.
+        """
         size = sizehint if sizehint > 0 else DEFAULT_READ_SIZE
         if len(self._scratch) < size:
             self._scratch = bytearray(size)
@@ -135,6 +181,15 @@ class DecoderBase:
         return memoryview(self._scratch)
 
     def buffer_updated(self, nbytes: int) -> List[bytes]:
+        """Decode the ``nbytes`` just written into the last :meth:`get_buffer` view.
+
+        Returns:
+            The frames completed, as :meth:`feed`.
+
+        Raises:
+            ValueError: ``nbytes`` is more than the view offered.
+            FramingError: as :meth:`feed`.
+        """
         if not 0 <= nbytes <= self._offered:
             raise ValueError(
                 f"buffer_updated({nbytes}): only {self._offered} bytes were offered by get_buffer()"
