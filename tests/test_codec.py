@@ -420,3 +420,110 @@ def test_bytes_left_behind_an_error_are_decoded_next(LP: Any) -> None:
         dec.feed(b"\x09" + b"x" * 9 + codec.encode(b"ab") + codec.encode(b"cd"))
     assert dec.pending == 8
     assert dec.feed(codec.encode(b"ef")) == [b"ab", b"cd", b"ef"]
+
+
+# --- large frames are assembled in place ------------------------------------
+
+
+def receive(dec: Any, wire: bytes, *, max_read: int = 1 << 30) -> tuple:
+    """Push ``wire`` through get_buffer/buffer_updated like a recv_into loop;
+    return the frames and the size of every view offered."""
+    frames, sizes, pos = [], [], 0
+    while pos < len(wire):
+        buf = dec.get_buffer()
+        sizes.append(len(buf))
+        n = min(len(buf), len(wire) - pos, max_read)
+        buf[:n] = wire[pos : pos + n]
+        del buf
+        frames += dec.buffer_updated(n)
+        pos += n
+    return frames, sizes
+
+
+def test_large_frames_are_received_in_place(LP: Any) -> None:
+    codec = LP(4)
+    payloads = [bytes([i]) * 100_000 for i in range(3)] + [b"small"]
+    frames, sizes = receive(codec.decoder(), codec.encode_many(payloads))
+    assert frames == payloads and all(type(f) is bytes for f in frames)
+    # First read: a full 64 KiB; the rest of frame 0 goes into a view of exactly
+    # its size; then, expecting another large frame, just a 4-byte header read,
+    # and a view of exactly that frame's payload.
+    assert sizes[:5] == [64 * 1024, 100_000 - (64 * 1024 - 4), 4, 100_000, 4]
+
+
+def test_large_frames_fed_in_chunks(LP: Any) -> None:
+    codec = LP(4, max_frame_size=8 << 20)
+    payloads = [b"a" * (1 << 20), b"b" * 10, b"c" * (3 << 20), b"d" * 40_000]
+    wire = codec.encode_many(payloads)
+    dec = codec.decoder()
+    out = []
+    for i in range(0, len(wire), 65536):
+        out += dec.feed(wire[i : i + 65536])
+        assert dec.pending < (3 << 20) + 8
+    assert out == payloads
+    dec.eof()
+
+
+def test_pending_and_eof_inside_a_large_frame(LP: Any) -> None:
+    codec = LP(2, length_offset=1, strip=0)
+    frame = codec.encode(b"p" * 50_000, prefix=b"T")
+    dec = codec.decoder()
+    assert dec.feed(frame[:1000]) == []
+    assert dec.pending == 1000
+    buf = dec.get_buffer()
+    assert len(buf) == len(frame) - 1000
+    buf[:500] = frame[1000:1500]
+    del buf
+    assert dec.buffer_updated(500) == []
+    assert dec.pending == 1500
+    with pytest.raises(IncompleteFrame) as info:
+        dec.eof()
+    assert (info.value.pending, info.value.expected) == (1500, len(frame))
+    assert dec.feed(frame[1500:]) == [frame]
+
+
+def test_announced_length_does_not_allocate_ahead(LP: Any) -> None:
+    # A 12 MiB frame is allowed (max 16 MiB), but the decoder must not allocate
+    # it on the strength of a 4-byte header: memory grows with what arrives.
+    codec = LP(4)
+    dec = codec.decoder()
+    tracemalloc.start()
+    try:
+        dec.feed((12 << 20).to_bytes(4, "big") + b"x" * 1000)
+        for _ in range(3):
+            buf = dec.get_buffer()
+            n = min(len(buf), 1000)
+            buf[:n] = b"y" * n
+            del buf
+            dec.buffer_updated(n)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak
+    assert dec.pending == 4004
+
+
+def test_stale_view_of_a_finished_frame_is_harmless(LP: Any) -> None:
+    codec = LP(4)
+    payload = b"s" * 70_000
+    wire = codec.encode(payload)
+    dec = codec.decoder()
+    assert dec.feed(wire[:10]) == []
+    view = dec.get_buffer()
+    view[: len(wire) - 10] = wire[10:]
+    (frame,) = dec.buffer_updated(len(wire) - 10)
+    assert frame == payload
+    del frame
+    view[:3] = b"zzz"  # misuse, but memory-safe: the view keeps its memory alive
+    del view
+    with pytest.raises(ValueError, match="offered"):
+        dec.buffer_updated(1)
+
+
+def test_feed_voids_an_outstanding_view(LP: Any) -> None:
+    codec = LP(4)
+    dec = codec.decoder()
+    dec.get_buffer()
+    assert dec.feed(codec.encode(b"x")) == [b"x"]
+    with pytest.raises(ValueError, match="offered"):
+        dec.buffer_updated(5)

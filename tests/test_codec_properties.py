@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from framekit import _codec_py
+from framekit import _codec_py, _common
 
 from .codec_helpers import buffer_events, feed_events, split
 
@@ -44,6 +45,22 @@ def configs(draw: st.DrawFn) -> Dict[str, Any]:
     return cfg
 
 
+#: (DIRECT_MIN, DIRECT_CAP) overrides, so that small frames take the
+#: assemble-in-place path too; None keeps the defaults.
+DIRECT = st.sampled_from([None, (1, 10**9), (1, 16), (8, 64), (30, 100)])
+
+
+@contextlib.contextmanager
+def direct_sizes(sizes: Optional[Tuple[int, int]]) -> Iterator[None]:
+    saved = _common.DIRECT_MIN, _common.DIRECT_CAP
+    if sizes is not None:
+        _common.DIRECT_MIN, _common.DIRECT_CAP = sizes
+    try:
+        yield
+    finally:
+        _common.DIRECT_MIN, _common.DIRECT_CAP = saved
+
+
 def make(module: Any, cfg: Dict[str, Any]) -> Any:
     cfg = dict(cfg)
     return module.LengthPrefixed(cfg.pop("length_size"), **cfg)
@@ -56,9 +73,10 @@ def make(module: Any, cfg: Dict[str, Any]) -> Any:
     payloads=st.lists(st.binary(max_size=300), max_size=8),
     prefix_byte=st.integers(0, 255),
     cuts=st.lists(st.integers(0, 4000), max_size=12),
+    direct=DIRECT,
 )
 def test_roundtrip_and_backends_agree(
-    cfg: Dict[str, Any], payloads: list, prefix_byte: int, cuts: list
+    cfg: Dict[str, Any], payloads: list, prefix_byte: int, cuts: list, direct: Any
 ) -> None:
     py = make(_codec_py, cfg)
     cy = make(_speedups, cfg)
@@ -78,12 +96,13 @@ def test_roundtrip_and_backends_agree(
         wire += frame
         encoded.append((payload, frame))
     chunks = split(wire, cuts)
-    results = [
-        feed_events(py.decoder(), chunks),
-        feed_events(cy.decoder(), chunks),
-        buffer_events(py.decoder(), chunks),
-        buffer_events(cy.decoder(), chunks),
-    ]
+    with direct_sizes(direct):
+        results = [
+            feed_events(py.decoder(), chunks),
+            feed_events(cy.decoder(), chunks),
+            buffer_events(py.decoder(), chunks),
+            buffer_events(cy.decoder(), chunks),
+        ]
     assert all(r == results[0] for r in results[1:])
     # When every frame decoded cleanly, each equals the encoded frame after strip.
     events = results[0]
@@ -99,15 +118,19 @@ def test_roundtrip_and_backends_agree(
     cfg=configs(),
     data=st.binary(max_size=600),
     cuts=st.lists(st.integers(0, 600), max_size=10),
+    direct=DIRECT,
 )
-def test_backends_agree_on_garbage(cfg: Dict[str, Any], data: bytes, cuts: list) -> None:
+def test_backends_agree_on_garbage(
+    cfg: Dict[str, Any], data: bytes, cuts: list, direct: Any
+) -> None:
     chunks = split(data, cuts)
     py = make(_codec_py, cfg)
     cy = make(_speedups, cfg)
-    a = feed_events(py.decoder(), chunks)
-    assert feed_events(cy.decoder(), chunks) == a
-    assert buffer_events(py.decoder(), chunks) == a
-    assert buffer_events(cy.decoder(), chunks) == a
+    with direct_sizes(direct):
+        a = feed_events(py.decoder(), chunks)
+        assert feed_events(cy.decoder(), chunks) == a
+        assert buffer_events(py.decoder(), chunks) == a
+        assert buffer_events(cy.decoder(), chunks) == a
 
 
 @needs_both

@@ -60,7 +60,11 @@ import struct
 from typing import Any, Iterable, List, Tuple, Union
 
 from . import _common
-from ._common import DEFAULT_MAX_FRAME_SIZE, DEFAULT_READ_SIZE, VARINT_MAX_VALUE
+from ._common import (
+    DEFAULT_MAX_FRAME_SIZE,
+    DEFAULT_READ_SIZE,
+    VARINT_MAX_VALUE,
+)
 from .errors import FramingError
 
 __all__ = ["LengthPrefixed", "LengthPrefixedDecoder"]
@@ -247,9 +251,16 @@ class LengthPrefixedDecoder:
         "_adj",
         "_broken",
         "_buf",
+        "_direct_cap",
+        "_direct_min",
         "_discard",
         "_end",
         "_fail_fast",
+        "_frame",
+        "_frame_cut",
+        "_frame_pos",
+        "_header_max",
+        "_large",
         "_max",
         "_need",
         "_offered",
@@ -284,10 +295,20 @@ class LengthPrefixedDecoder:
         self._too_long = 0  # its length, while its FrameTooLarge is still owed (not fail_fast)
         self._broken: str | None = None  # why, once a corrupted length was seen
         self._offered = 0  # size of the last get_buffer() view
+        # A large frame being assembled in place (see _begin_frame):
+        self._frame: bytearray | None = None  # its payload, allocated whole
+        self._frame_pos = 0  # payload bytes received into it so far
+        self._frame_cut = 0  # bytes stripped from its front (counted as pending)
+        self._large = False  # the last frame was assembled in place
+        self._header_max = c.length_offset + (c.length_size or c.varint_max_bytes)
+        self._direct_min = _common.DIRECT_MIN  # read here so tests can lower them
+        self._direct_cap = _common.DIRECT_CAP
 
     @property
     def pending(self) -> int:
         """Bytes buffered that belong to no complete frame yet."""
+        if self._frame is not None:
+            return self._frame_cut + self._frame_pos
         return self._end - self._start
 
     # -- the decode loop ------------------------------------------------------
@@ -370,12 +391,47 @@ class LengthPrefixedDecoder:
                 return end, err
             if avail < frame_length:
                 self._need = frame_length
+                payload = frame_length - cut
+                if (
+                    payload >= self._direct_min
+                    and avail >= cut
+                    and (payload <= self._direct_cap or 2 * avail >= frame_length)
+                ):
+                    self._begin_frame(src[pos + cut : end], payload, cut)
+                    return end, None
                 return pos, None
             if as_bytes:
                 frames.append(src[pos + cut : pos + frame_length])
             else:
                 frames.append(bytes(src[pos + cut : pos + frame_length]))
             pos += frame_length
+
+    def _begin_frame(self, head: Any, payload: int, cut: int) -> None:
+        """Start assembling a large frame in place, from the bytes ``head`` of
+        its payload that arrived with the header."""
+        frame = bytearray(payload)
+        frame[: len(head)] = head
+        self._frame = frame
+        self._frame_pos = len(head)
+        self._frame_cut = cut
+
+    def _fill_frame(self, data: Any, pos: int, frames: List[bytes]) -> int:
+        """Copy ``data`` from ``pos`` into the frame being assembled, emit the
+        frame if that completes it, and return the position after the bytes taken."""
+        assert self._frame is not None
+        take = min(len(self._frame) - self._frame_pos, len(data) - pos)
+        self._frame[self._frame_pos : self._frame_pos + take] = data[pos : pos + take]
+        self._frame_pos += take
+        self._end_frame(frames)
+        return pos + take
+
+    def _end_frame(self, frames: List[bytes]) -> None:
+        assert self._frame is not None
+        if self._frame_pos == len(self._frame):
+            frames.append(bytes(self._frame))
+            self._frame = None
+            self._need = -1
+            self._large = True
 
     def _break(self, err: FramingError) -> FramingError:
         self._broken = str(err)
@@ -417,6 +473,7 @@ class LengthPrefixedDecoder:
             return frames
         if self._broken is not None:
             self._start = self._end = 0
+            self._frame = None
             self._need = -1
             self._discard = self._too_long = 0
         raise err
@@ -440,6 +497,9 @@ class LengthPrefixedDecoder:
         end = len(data)
         pos = 0
         frames: List[bytes] = []
+        self._offered = 0  # a get_buffer() view is void once feed() is used
+        if self._frame is not None:
+            pos = self._fill_frame(data, pos, frames)
         # Finish the frame that an earlier call left unfinished, copying no
         # more of ``data`` than it needs.
         while self._end > self._start and pos < end:
@@ -455,6 +515,8 @@ class LengthPrefixedDecoder:
                 self._append(data[pos : pos + take])
                 pos += take
             err = self._consume_buffer(frames)
+            if self._frame is not None:
+                pos = self._fill_frame(data, pos, frames)
             if err is not None:
                 if self._broken is None and pos < end:
                     # The rest waits in the buffer for the next call, less
@@ -482,11 +544,24 @@ class LengthPrefixedDecoder:
         """
         if self._broken is not None:
             raise _common.broken_error(self._broken)
+        if self._frame is not None:
+            # The rest of a large frame goes straight into place.
+            self._offered = len(self._frame) - self._frame_pos
+            return memoryview(self._frame)[self._frame_pos :]
+        pending = self._end - self._start
+        if pending == 0:
+            self._start = self._end = 0
+            if self._large:
+                # After a large frame, expect another: read just its header,
+                # so that its payload can then be received in place.
+                self._large = False
+                self._reserve(self._header_max)
+                self._offered = self._header_max
+                return memoryview(self._buf)[: self._header_max]
         room = sizehint if sizehint > 0 else DEFAULT_READ_SIZE
         if self._need > 0:
-            room = max(room, self._need - (self._end - self._start))
-        if self._start == self._end:
-            self._start = self._end = 0
+            # Room for the rest of the frame, growing no faster than it arrives.
+            room = max(room, min(self._need - pending, pending))
         self._reserve(room)
         self._offered = len(self._buf) - self._end
         return memoryview(self._buf)[self._end :]
@@ -503,8 +578,12 @@ class LengthPrefixedDecoder:
                 f"buffer_updated({nbytes}): only {self._offered} bytes were offered by get_buffer()"
             )
         self._offered -= nbytes
-        self._end += nbytes
         frames: List[bytes] = []
+        if self._frame is not None:
+            self._frame_pos += nbytes
+            self._end_frame(frames)
+            return frames
+        self._end += nbytes
         return self._finish(frames, self._consume_buffer(frames))
 
     def eof(self) -> None:
@@ -520,6 +599,6 @@ class LengthPrefixedDecoder:
             too_long = self._too_long
             self._too_long = self._discard = 0
             raise _common.too_large_error(too_long, self._max, [])
-        pending = self._end - self._start
+        pending = self.pending
         if pending:
             raise _common.incomplete_error(pending, self._need)

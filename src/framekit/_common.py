@@ -29,6 +29,14 @@ __all__ = [
 DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
 #: How much free space ``get_buffer()`` offers when no larger need is known.
 DEFAULT_READ_SIZE = 64 * 1024
+#: Frames whose payload is at least this large are assembled in place: the
+#: decoder allocates the frame once its header is read and receives the rest
+#: of it straight into the frame (one copy per byte instead of two).
+DIRECT_MIN = 32 * 1024
+#: ...but it allocates a frame up front only up to this size; a larger frame
+#: is buffered as it arrives until half of it is there, so a peer cannot make
+#: us allocate much more memory than it has actually sent.
+DIRECT_CAP = 1024 * 1024
 #: Fixed widths of the length field, in bytes.
 LENGTH_SIZES = (1, 2, 3, 4, 8)
 #: The ``length_size`` value that selects an unsigned LEB128 varint field.
@@ -184,10 +192,10 @@ def encode_range_error(value: int, length_size: int, varint_max_bytes: int) -> V
             f"length field value {value} is negative (payload shorter than -length_adjustment)"
         )
     if length_size == 0:
-        width = f"varint of at most {varint_max_bytes} bytes"
+        width = f"varint length field of at most {varint_max_bytes} bytes"
     else:
-        width = f"{length_size}-byte"
-    return ValueError(f"length field value {value} does not fit a {width} length field")
+        width = f"{length_size}-byte length field"
+    return ValueError(f"length field value {value} does not fit a {width}")
 
 
 def prefix_error(got: int, want: int) -> ValueError:

@@ -37,9 +37,21 @@ cdef class LengthPrefixedDecoder:
     cdef uint64_t _too_long    # its length while its FrameTooLarge is owed, else 0
     cdef object _broken        # None, or why the decoder is broken
     cdef Py_ssize_t _offered   # size of the last get_buffer() view
+    cdef bytes _frame          # a large frame being assembled in place, or None
+    cdef Py_ssize_t _frame_pos # payload bytes received into it so far
+    cdef Py_ssize_t _frame_cut # bytes stripped from its front (counted as pending)
+    cdef bint _large           # the last frame was assembled in place
+    cdef Py_ssize_t _header_max
+    cdef Py_ssize_t _direct_min  # _common.DIRECT_MIN and DIRECT_CAP, read when made
+    cdef Py_ssize_t _direct_cap
 
     cdef object _decode(self, const unsigned char* src, Py_ssize_t* pos, Py_ssize_t end,
                         list frames)
+    cdef int _begin_frame(self, const unsigned char* head, Py_ssize_t n, Py_ssize_t payload,
+                          Py_ssize_t cut) except -1
+    cdef Py_ssize_t _fill_frame(self, const unsigned char* data, Py_ssize_t pos, Py_ssize_t end,
+                                list frames) except -1
+    cdef int _end_frame(self, list frames) except -1
     cdef object _break(self, object err)
     cdef int _reserve(self, Py_ssize_t room) except -1
     cdef int _append(self, const unsigned char* data, Py_ssize_t n) except -1

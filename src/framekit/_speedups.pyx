@@ -27,7 +27,7 @@ for *what* happens; the notes here are only about *how* it is made fast.
 """
 
 cimport cython
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint64_t
@@ -84,6 +84,34 @@ cdef inline Py_ssize_t _copy_into(unsigned char* out, object payload) except -1:
         return view.len
     finally:
         PyBuffer_Release(&view)
+
+
+@cython.final
+cdef class _WritableSpan:
+    """Exports ``[ptr, ptr + size)`` inside ``owner`` as a writable buffer.
+
+    ``get_buffer`` returns ``memoryview(span)`` over the unfilled tail of a
+    large frame's bytes object, so the socket writes straight into the frame.
+    The span keeps the object alive for as long as any view of it exists.
+    """
+
+    cdef object _owner
+    cdef char* _ptr
+    cdef Py_ssize_t _size
+
+    def __getbuffer__(self, Py_buffer* view, int flags):
+        PyBuffer_FillInfo(view, self, self._ptr, self._size, 0, flags)
+
+    def __releasebuffer__(self, Py_buffer* view):
+        pass
+
+
+cdef object _span(bytes owner, Py_ssize_t offset):
+    cdef _WritableSpan span = _WritableSpan.__new__(_WritableSpan)
+    span._owner = owner
+    span._ptr = PyBytes_AS_STRING(owner) + offset
+    span._size = PyBytes_GET_SIZE(owner) - offset
+    return memoryview(span)
 
 
 @cython.final
@@ -296,10 +324,19 @@ cdef class LengthPrefixedDecoder:
         self._too_long = 0
         self._broken = None
         self._offered = 0
+        self._frame = None
+        self._frame_pos = 0
+        self._frame_cut = 0
+        self._large = False
+        self._header_max = codec._offset + (codec._size or codec._vmax)
+        self._direct_min = _common.DIRECT_MIN
+        self._direct_cap = _common.DIRECT_CAP
 
     @property
     def pending(self):
         """Bytes buffered that belong to no complete frame yet."""
+        if self._frame is not None:
+            return self._frame_cut + self._frame_pos
         return self._end - self._start
 
     # -- the decode loop ------------------------------------------------------
@@ -388,12 +425,44 @@ cdef class LengthPrefixedDecoder:
                 return err
             if <uint64_t>avail < flen:
                 self._need = <int64_t>flen
+                n = <Py_ssize_t>flen - cut
+                if n >= self._direct_min and avail >= cut:
+                    if n <= self._direct_cap or 2 * avail >= <Py_ssize_t>flen:
+                        self._begin_frame(src + pos + cut, avail - cut, n, cut)
+                        ppos[0] = end
+                        return None
                 break
             frames.append(PyBytes_FromStringAndSize(
                 <const char*>src + pos + cut, <Py_ssize_t>flen - cut))
             pos += <Py_ssize_t>flen
         ppos[0] = pos
         return None
+
+    cdef int _begin_frame(self, const unsigned char* head, Py_ssize_t n, Py_ssize_t payload,
+                          Py_ssize_t cut) except -1:
+        # The object is ours alone until the frame is complete, so it may be
+        # written to; nothing hashes or shares it before then.
+        self._frame = PyBytes_FromStringAndSize(NULL, payload)
+        memcpy(PyBytes_AS_STRING(self._frame), head, n)
+        self._frame_pos = n
+        self._frame_cut = cut
+        return 0
+
+    cdef Py_ssize_t _fill_frame(self, const unsigned char* data, Py_ssize_t pos, Py_ssize_t end,
+                                list frames) except -1:
+        cdef Py_ssize_t take = min(PyBytes_GET_SIZE(self._frame) - self._frame_pos, end - pos)
+        memcpy(PyBytes_AS_STRING(self._frame) + self._frame_pos, data + pos, take)
+        self._frame_pos += take
+        self._end_frame(frames)
+        return pos + take
+
+    cdef int _end_frame(self, list frames) except -1:
+        if self._frame_pos == PyBytes_GET_SIZE(self._frame):
+            frames.append(self._frame)
+            self._frame = None
+            self._need = -1
+            self._large = True
+        return 0
 
     cdef object _break(self, object err):
         self._broken = str(err)
@@ -441,6 +510,7 @@ cdef class LengthPrefixedDecoder:
             return frames
         if self._broken is not None:
             self._start = self._end = 0
+            self._frame = None
             self._need = -1
             self._discard = self._too_long = 0
         raise err
@@ -449,6 +519,9 @@ cdef class LengthPrefixedDecoder:
         cdef Py_ssize_t pos = 0, pending, want, take, skip
         cdef list frames = []
         cdef object err
+        self._offered = 0
+        if self._frame is not None:
+            pos = self._fill_frame(data, pos, end, frames)
         while self._end > self._start and pos < end:
             pending = self._end - self._start
             if self._need >= 0:
@@ -462,6 +535,8 @@ cdef class LengthPrefixedDecoder:
                 self._append(data + pos, take)
                 pos += take
             err = self._consume_buffer(frames)
+            if self._frame is not None:
+                pos = self._fill_frame(data, pos, end, frames)
             if err is not None:
                 if self._broken is None and pos < end:
                     skip = <Py_ssize_t>min(self._discard, <uint64_t>(end - pos))
@@ -496,14 +571,23 @@ cdef class LengthPrefixedDecoder:
 
     def get_buffer(self, Py_ssize_t sizehint=-1):
         """Return writable free space to receive into (``recv_into``)."""
-        cdef Py_ssize_t room
+        cdef Py_ssize_t room, pending
         if self._broken is not None:
             raise _common.broken_error(self._broken)
+        if self._frame is not None:
+            self._offered = PyBytes_GET_SIZE(self._frame) - self._frame_pos
+            return _span(self._frame, self._frame_pos)
+        pending = self._end - self._start
+        if pending == 0:
+            self._start = self._end = 0
+            if self._large:
+                self._large = False
+                self._reserve(self._header_max)
+                self._offered = self._header_max
+                return memoryview(self._buf)[:self._header_max]
         room = sizehint if sizehint > 0 else _READ_SIZE
         if self._need > 0:
-            room = max(room, <Py_ssize_t>self._need - (self._end - self._start))
-        if self._start == self._end:
-            self._start = self._end = 0
+            room = max(room, min(<Py_ssize_t>self._need - pending, pending))
         self._reserve(room)
         self._offered = len(self._buf) - self._end
         return memoryview(self._buf)[self._end:]
@@ -518,8 +602,12 @@ cdef class LengthPrefixedDecoder:
                 f"buffer_updated({nbytes}): only {self._offered} bytes were offered by get_buffer()"
             )
         self._offered -= nbytes
-        self._end += nbytes
         frames = []
+        if self._frame is not None:
+            self._frame_pos += nbytes
+            self._end_frame(frames)
+            return frames
+        self._end += nbytes
         return self._finish(frames, self._consume_buffer(frames))
 
     def eof(self):
@@ -530,6 +618,6 @@ cdef class LengthPrefixedDecoder:
             too_long = self._too_long
             self._too_long = self._discard = 0
             raise _common.too_large_error(too_long, self._max, [])
-        pending = self._end - self._start
+        pending = self.pending
         if pending:
             raise _common.incomplete_error(pending, self._need)
