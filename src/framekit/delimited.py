@@ -40,8 +40,8 @@ from typing import Iterable, List, NoReturn, Tuple, Union
 
 from . import _common
 from ._common import DEFAULT_MAX_FRAME_SIZE
-from .errors import FrameTooLarge, FramingError, IncompleteFrame
-from .interface import Buffer, CodecBase, DecoderBase
+from .errors import FrameTooLarge, IncompleteFrame
+from .interface import Buffer, CodecBase, _ChunkDecoder
 
 __all__ = ["Delimited", "DelimitedDecoder"]
 
@@ -145,7 +145,7 @@ class Delimited(CodecBase):
         return DelimitedDecoder(self)
 
 
-class DelimitedDecoder(DecoderBase):
+class DelimitedDecoder(_ChunkDecoder):
     """Incremental decoder for one stream; made by :meth:`Delimited.decoder`."""
 
     def __init__(self, codec: Delimited) -> None:
@@ -156,8 +156,6 @@ class DelimitedDecoder(DecoderBase):
         # The unfinished line; while discarding, a possible delimiter start.
         self._line = bytearray()
         self._discarding = False
-        # Unread bytes behind an error, decoded by the next call.
-        self._backlog = b""
 
     @property
     def pending(self) -> int:
@@ -174,22 +172,7 @@ class DelimitedDecoder(DecoderBase):
                 frames already received behind it.  ``.frames`` holds the
                 frames decoded before it.
         """
-        if type(data) is not bytes:
-            data = bytes(data)
-        if self._backlog:
-            data = self._backlog + data
-            self._backlog = b""
-        frames: List[bytes] = []
-        try:
-            pos = 0
-            if self._line or self._discarding:
-                pos = self._finish_line(data, frames)
-            if pos < len(data):
-                self._split(data, pos, frames)
-        except FramingError as err:
-            err.frames = frames
-            raise
-        return frames
+        return super().feed(data)
 
     def eof(self) -> None:
         """Declare the end of the stream.
@@ -206,6 +189,13 @@ class DelimitedDecoder(DecoderBase):
             )
 
     # -- internals ------------------------------------------------------------
+
+    def _decode(self, data: bytes, frames: List[bytes]) -> None:
+        pos = 0
+        if self._line or self._discarding:
+            pos = self._finish_line(data, frames)
+        if pos < len(data):
+            self._split(data, pos, frames)
 
     def _split(self, data: bytes, pos: int, frames: List[bytes]) -> None:
         """Decode ``data[pos:]`` with nothing pending: one ``split``, then checks."""

@@ -40,9 +40,10 @@ written this way too.
 
 from __future__ import annotations
 
-from typing import Iterable, List, Protocol, Sequence, Union, runtime_checkable
+from typing import Iterable, List, Optional, Protocol, Sequence, Union, runtime_checkable
 
-from ._common import DEFAULT_READ_SIZE
+from ._common import DEFAULT_READ_SIZE, broken_error
+from .errors import FramingError
 
 __all__ = ["Buffer", "Codec", "CodecBase", "Decoder", "DecoderBase"]
 
@@ -197,3 +198,50 @@ class DecoderBase:
         self._offered = 0
         with memoryview(self._scratch) as view:
             return self.feed(view[:nbytes])
+
+
+class _ChunkDecoder(DecoderBase):
+    """The ``feed`` shared by the built-in pure-Python decoders (Delimited, Netstring).
+
+    A subclass writes ``_decode(data, frames)``: it decodes one chunk of bytes
+    into ``frames`` (any split of a stream must give the same result) and, on
+    an error other than ``CorruptedFrame``, leaves the unread rest of the
+    chunk in ``_backlog`` before raising.  On ``CorruptedFrame`` it sets
+    ``_broken`` to the reason.  ``feed`` turns the input into ``bytes``,
+    decodes the backlog first (apart, so no chunk is ever copied onto it),
+    and attaches the frames decoded so far to the error.
+    """
+
+    _backlog: bytes = b""
+    _broken: Optional[str] = None
+
+    def _decode(self, data: bytes, frames: List[bytes]) -> None:
+        raise NotImplementedError
+
+    def feed(self, data: Buffer) -> List[bytes]:
+        """Add received bytes; return every frame they complete, in order.
+
+        Raises:
+            FramingError: a subclass; its ``.frames`` holds the frames decoded
+                before the bad bytes.  After ``CorruptedFrame`` every call
+                raises ``CorruptedFrame`` again.
+        """
+        if self._broken is not None:
+            raise broken_error(self._broken)
+        if type(data) is not bytes:
+            data = bytes(data)
+        frames: List[bytes] = []
+        try:
+            if self._backlog:
+                backlog, self._backlog = self._backlog, b""
+                try:
+                    self._decode(backlog, frames)
+                except FramingError:
+                    if self._broken is None:
+                        self._backlog += data
+                    raise
+            self._decode(data, frames)
+        except FramingError as err:
+            err.frames = frames
+            raise
+        return frames

@@ -38,7 +38,7 @@ from typing import Iterable, List, NoReturn, Tuple
 from . import _common
 from ._common import DEFAULT_MAX_FRAME_SIZE
 from .errors import CorruptedFrame, FrameTooLarge, FramingError
-from .interface import Buffer, CodecBase, DecoderBase
+from .interface import Buffer, CodecBase, _ChunkDecoder
 
 __all__ = ["Netstring", "NetstringDecoder"]
 
@@ -104,7 +104,7 @@ class Netstring(CodecBase):
         return NetstringDecoder(self)
 
 
-class NetstringDecoder(DecoderBase):
+class NetstringDecoder(_ChunkDecoder):
     """Incremental decoder for one stream; made by :meth:`Netstring.decoder`."""
 
     def __init__(self, codec: Netstring) -> None:
@@ -117,8 +117,6 @@ class NetstringDecoder(DecoderBase):
         self._skip = 0  # bytes of a rejected frame's data still to drop
         self._comma = False  # the ',' after the dropped data is still to check
         self._skip_prefix = False  # reading the rest of a rejected, over-long prefix
-        self._broken: str | None = None  # why, once the stream was found corrupt
-        self._backlog = b""  # unread bytes behind an error, decoded by the next call
 
     @property
     def pending(self) -> int:
@@ -139,20 +137,7 @@ class NetstringDecoder(DecoderBase):
                 already received behind it).
             Each error's ``.frames`` holds the frames decoded before it.
         """
-        if self._broken is not None:
-            raise _common.broken_error(self._broken)
-        if type(data) is not bytes:
-            data = bytes(data)
-        if self._backlog:
-            data = self._backlog + data
-            self._backlog = b""
-        frames: List[bytes] = []
-        try:
-            self._decode(data, frames)
-        except FramingError as err:
-            err.frames = frames
-            raise
-        return frames
+        return super().feed(data)
 
     def eof(self) -> None:
         """Declare the end of the stream.
