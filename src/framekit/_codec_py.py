@@ -37,9 +37,10 @@ Buffering and the denial-of-service bound
 The decoder owns one ``bytearray`` with a read offset (``_start``) and a write
 offset (``_end``).  It only ever holds the bytes of *one* unfinished frame: a
 frame's length is compared with ``max_frame_size`` as soon as its header is
-read, before the buffer grows for it, and the bytes of an oversized frame are
-counted off and dropped, never stored.  So the buffer is bounded by
-``max_frame_size`` plus one read, whatever lengths a peer announces.
+read, and the bytes of an oversized frame are counted off and dropped, never
+stored.  Room for an unfinished frame grows with the bytes that have arrived
+(at most doubling), not with the length its header announces, so a peer must
+send about as much as it makes us allocate.
 
 ``feed(data)`` decodes straight out of ``data`` when nothing is buffered, and
 copies into the buffer only what it needs to finish a frame that started in an
@@ -47,11 +48,24 @@ earlier call, then goes back to decoding out of ``data``.  Each byte is copied
 into the buffer at most once, and complete frames are sliced out with one copy.
 
 ``get_buffer()`` hands out the free space after ``_end`` for ``recv_into`` or
-``asyncio.BufferedProtocol``; once a frame's header is known it makes room for
-the whole frame, so large frames arrive in place.  Unread bytes are moved to the
-front only when that frees enough room; otherwise the buffer is replaced by one
-twice as large.  The buffer is never resized in place, because the caller may
-still hold a memoryview of it (asyncio does, during ``buffer_updated``).
+``asyncio.BufferedProtocol``.  Unread bytes are moved to the front only when
+that frees enough room; otherwise the buffer is replaced by one twice as large.
+The buffer is never resized in place, because the caller may still hold a
+memoryview of it (asyncio does, during ``buffer_updated``).
+
+Large frames are assembled in place
+-----------------------------------
+A frame whose payload is at least ``_common.DIRECT_MIN`` (32 KiB) gets its own
+object as soon as its header is read (up front only up to ``DIRECT_CAP``,
+1 MiB; a larger one once half of it has arrived, which keeps the bound above).
+The payload bytes already received are copied into it, and from then on
+``feed`` copies into it and ``get_buffer`` returns exactly its unfilled tail,
+so the socket writes the rest of the frame where it will stay.  After such a
+frame ``get_buffer`` offers a header-sized read, expecting another large
+frame, so that its payload too lands in place.  Here the object is a
+``bytearray`` turned into ``bytes`` at the end (a copy); the Cython twin
+allocates the final ``bytes`` object and hands it over as is: one copy per
+byte from the kernel to the frame the caller receives.
 """
 
 from __future__ import annotations

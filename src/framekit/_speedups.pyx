@@ -21,6 +21,11 @@ for *what* happens; the notes here are only about *how* it is made fast.
   ``PyBytes_FromStringAndSize`` (one copy) and appended to the result list.
 * Errors are built by the shared factories in :mod:`framekit._common`, on the
   failing path only, so both backends say exactly the same thing.
+* A large frame is assembled in its final ``bytes`` object: it is allocated
+  with ``PyBytes_FromStringAndSize(NULL, n)`` and written to before anyone
+  else holds a reference, and ``get_buffer`` exports its unfilled tail through
+  a tiny ``_WritableSpan`` object that keeps the bytes alive.  The frame the
+  caller gets is the very object the socket wrote into.
 * The buffer is a ``bytearray`` so that ``get_buffer`` can hand out an ordinary
   memoryview that keeps its memory alive; it is never resized in place (an
   exported view forbids that), only compacted with ``memmove`` or replaced.
