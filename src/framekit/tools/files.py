@@ -1,0 +1,400 @@
+"""``framekit send-file`` and ``framekit recv-file``: files over one framed connection.
+
+Design notes
+------------
+The tutorials' file sender writes the bytes and closes the socket to say "the
+end"; its receiver cannot tell a finished file from a dropped connection, and
+never learns the name or checks the content.  These two commands drive the
+protocol of :mod:`framekit.transfer` (header with name, size and sha256, chunks
+of at most 1 MiB, end, acknowledgement with the receiver's digest) over any
+stream transport, with the codec options every subcommand shares.
+
+**Memory.**  The sender reads each chunk with ``readinto`` into one reused
+buffer whose first byte is the chunk type, and sends a memoryview of it: the
+codec sends header and payload with one vectored write, so the data is copied
+from the file into that buffer and nowhere else.  The receiver writes each
+chunk as it arrives.  Neither end holds more than a chunk or two, whatever the
+file size.
+
+**Sender.**  Every path is checked (a regular file, a safe and unique name)
+before connecting, and every file is hashed before connecting too, so the
+receiver never waits on a sender that is busy hashing.  The receiver may
+refuse a file before its data (it exists, the name is unsafe, no room) or fail
+it midway (a full disk); between chunks the sender looks, without blocking,
+for such an early refusal and stops sending that file.  A failed file is
+reported and the next one is tried; a broken connection ends the session.
+The acknowledgement must repeat the announced size and digest: a receiver
+that acknowledges anything else is reported as a failure.
+
+**Receiver.**  A listening server (any stream address) that runs one
+:class:`framekit.transfer.Receiver` per connection.  By default it serves one
+session and exits, with status 1 if any file failed (the tutorial's
+receiver, made correct); ``--keep-serving`` serves until Ctrl-C.
+
+**Exit status.**  Non-zero on any failure, with one line per failure on
+stderr.  Progress bars (bytes, rate, ETA) are drawn on stderr only when it is
+a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import select
+import stat
+import threading
+from typing import Any, Callable, List, NamedTuple, Optional, Tuple
+
+from ..addresses import Address, parse_address
+from ..cli import CommandError, describe_error
+from ..errors import ConnectionClosed, FramingError
+from ..interface import Codec
+from ..sync import FramedSocket, connect, serve
+from ..transfer import (
+    ACK,
+    CHUNK,
+    CHUNK_SIZE,
+    END,
+    ERROR,
+    READY,
+    FileInfo,
+    ProtocolError,
+    Receiver,
+    TransferError,
+    check_name,
+    encode_header,
+    parse_reply,
+)
+from .options import (
+    add_codec_arguments,
+    add_tls_arguments,
+    codec_from_args,
+    peer_name,
+    ssl_context_from_args,
+)
+from .progress import Progress
+
+__all__ = ["file_codec", "recv", "send", "send_file"]
+
+logger = logging.getLogger("framekit")
+
+#: Room left in a frame for the codec's header and the chunk's type byte.
+_FRAME_OVERHEAD = 64
+
+
+class Command(NamedTuple):
+    """A subcommand of :mod:`framekit.cli`: its options and its body."""
+
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _add_common(parser: argparse.ArgumentParser, *, server: bool) -> None:
+    add_codec_arguments(parser)
+    add_tls_arguments(parser, server=server)
+
+
+def file_codec(args: argparse.Namespace) -> Tuple[Codec, int]:
+    """The codec for a file session, and the chunk size its frames allow.
+
+    Raises:
+        CommandError: ``--codec lines`` (it cannot carry binary data), or a
+            maximum frame size too small for any chunk.
+    """
+    if getattr(args, "codec", None) == "lines":
+        raise CommandError(
+            "--codec lines cannot carry file data (a chunk may contain newlines); "
+            "use --codec length or --codec netstring"
+        )
+    codec = codec_from_args(args)
+    inner = getattr(codec, "_encoder", codec)  # see options.MessageCodec
+    max_frame = getattr(inner, "max_frame_size", None)
+    chunk = CHUNK_SIZE
+    if max_frame is not None:
+        chunk = min(CHUNK_SIZE, max_frame - _FRAME_OVERHEAD)
+        if chunk < 1024:
+            raise CommandError(
+                f"--max-frame-size {max_frame} is too small for file transfer (at least "
+                f"{1024 + _FRAME_OVERHEAD} bytes; chunks of up to 1 MiB are sent)"
+            )
+    return codec, chunk
+
+
+# --- send-file --------------------------------------------------------------------
+
+
+def _add_send_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("address", help="the receiver: tcp://HOST:PORT, tls://, unix:///PATH")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="files to send")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="limit for connecting and for each wait on the receiver (default 60; 0: no limit)",
+    )
+    _add_common(parser, server=False)
+
+
+class _Offer(NamedTuple):
+    path: str
+    info: FileInfo
+
+
+def _offer(path: str) -> _Offer:
+    """Check ``path`` and hash it (streaming)."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise CommandError(f"{path}: not a regular file")
+        name = check_name(os.path.basename(path))
+        digest = hashlib.sha256()
+        size = 0
+        with open(path, "rb") as f:
+            buffer = bytearray(CHUNK_SIZE)
+            view = memoryview(buffer)
+            while n := f.readinto(buffer):
+                digest.update(view[:n])
+                size += n
+    except TransferError as exc:
+        raise CommandError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise CommandError(describe_error(exc)) from None
+    return _Offer(path, FileInfo(name, size, digest.hexdigest()))
+
+
+def _offers(paths: List[str]) -> List[_Offer]:
+    offers = [_offer(p) for p in paths]
+    seen: dict[str, str] = {}
+    for offer in offers:
+        other = seen.setdefault(offer.info.name, offer.path)
+        if other != offer.path:
+            raise CommandError(f"{other} and {offer.path} would both be named {offer.info.name}")
+    return offers
+
+
+class _Refused(Exception):
+    """The receiver refused or failed one file; the session goes on."""
+
+
+def send_file(conn: FramedSocket, offer: _Offer, chunk_size: int = CHUNK_SIZE) -> FileInfo:
+    """Send one file over ``conn`` and return what the receiver acknowledged.
+
+    Raises:
+        _Refused: the receiver refused the file or failed to store it.
+        TransferError: the file changed, or the acknowledgement does not match.
+        ProtocolError, ConnectionError, OSError: the session cannot go on.
+    """
+    info = offer.info
+    conn.send(encode_header(info))
+    kind, value = parse_reply(conn.recv())
+    if kind == ERROR:
+        raise _Refused(value)
+    if kind != READY:
+        raise ProtocolError(f"the receiver answered a header with {kind!r}")
+    sent = 0
+    early: Optional[Tuple[bytes, Any]] = None
+    buffer = bytearray(1 + chunk_size)
+    buffer[0] = CHUNK[0]
+    view = memoryview(buffer)
+    with open(offer.path, "rb") as f, Progress(info.name, info.size) as bar:
+        while n := f.readinto(view[1:]):
+            conn.send(view[: 1 + n])
+            sent += n
+            bar.update(sent)
+            early = _early_reply(conn)
+            if early is not None:
+                break
+    conn.send(END)
+    kind, value = early if early is not None else parse_reply(conn.recv())
+    if kind == ERROR:
+        raise _Refused(value)
+    if early is not None or kind != ACK:
+        raise ProtocolError(f"unexpected {kind!r} reply from the receiver during {info.name}")
+    if sent != info.size:
+        raise TransferError(f"{info.name} changed while it was being sent")
+    if value != info:
+        raise TransferError(
+            f"{info.name}: the receiver acknowledged {value.size} bytes with sha256 "
+            f"{value.sha256}, but {info.size} bytes with sha256 {info.sha256} were sent"
+        )
+    return info
+
+
+def _early_reply(conn: FramedSocket) -> Optional[Tuple[bytes, Any]]:
+    """A reply that arrived while sending (a refusal), or ``None``.  Never blocks."""
+    sock = conn.socket
+    pending = getattr(sock, "pending", None)  # TLS may hold decrypted bytes
+    if not (pending and pending()) and not select.select([sock], [], [], 0)[0]:
+        return None
+    return parse_reply(conn.recv())
+
+
+def _run_send(args: argparse.Namespace) -> int:
+    address = parse_address(args.address)
+    if address.is_datagram:
+        raise CommandError(f"send-file needs a stream address (tcp, tls, unix), not {address}")
+    codec, chunk_size = file_codec(args)
+    context = ssl_context_from_args(args, address, server=False)
+    offers = _offers(args.paths)
+    failures = 0
+    with connect(address, codec, timeout=args.timeout or None, ssl=context) as conn:
+        assert isinstance(conn, FramedSocket)
+        for offer in offers:
+            try:
+                send_file(conn, offer, chunk_size)
+            except _Refused as exc:
+                logger.error("%s: refused by the receiver: %s", offer.path, exc)
+                failures += 1
+            except TransferError as exc:
+                if isinstance(exc, ProtocolError):
+                    raise
+                logger.error("%s", exc)
+                failures += 1
+            except (ConnectionError, TimeoutError, FramingError, OSError) as exc:
+                raise CommandError(_lost(address, offer, exc)) from None
+    return 1 if failures else 0
+
+
+def _lost(address: Address, offer: _Offer, exc: BaseException) -> str:
+    if isinstance(exc, ConnectionClosed):
+        what = "the receiver closed the connection"
+    elif isinstance(exc, TimeoutError):
+        what = "the receiver stopped answering (--timeout)"
+    else:
+        what = f"connection lost: {describe_error(exc)}"
+    return f"{offer.path}: {what} ({address}); the file was not received"
+
+
+# --- recv-file ---------------------------------------------------------------------
+
+
+def _add_recv_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "address", help="where to listen: tcp://HOST:PORT, tls://, unix:///PATH (port 0: any)"
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="directory for the files")
+    parser.add_argument("--force", action="store_true", help="overwrite existing files")
+    parser.add_argument(
+        "--keep-serving",
+        action="store_true",
+        help="serve session after session until Ctrl-C (default: exit after one)",
+    )
+    _add_common(parser, server=True)
+
+
+class _Session:
+    """One connection's receiving loop, with its progress bars and log lines."""
+
+    def __init__(self, args: argparse.Namespace, address: Address) -> None:
+        self.args = args
+        self.address = address
+        self.receiver = Receiver(args.out, force=args.force)
+        self.bar: Optional[Progress] = None
+        self.broken = False
+
+    def __call__(self, conn: FramedSocket) -> None:
+        peer = peer_name(self.address, _peer_of(conn))
+        logger.info("%s connected", peer)
+        receiver = self.receiver
+        lost = "connection closed"
+        try:
+            for frame in conn:
+                replies = receiver.receive(frame)
+                self._progress()
+                for reply in replies:
+                    conn.send(reply)
+        except ProtocolError as exc:
+            _try_send(conn, exc.reply)  # the receiver has logged it
+        except (FramingError, ConnectionError, TimeoutError, OSError) as exc:
+            lost = f"connection lost ({describe_error(exc)})"
+            if receiver.current is None:  # else connection_lost() below says it
+                logger.error("%s: %s", peer, lost)
+                self.broken = True
+        finally:
+            receiver.connection_lost(lost)
+            self._progress()
+        done = len(receiver.completed)
+        logger.info("%s: session over: %d file(s) received, %d failed", peer, done, self.failed)
+
+    @property
+    def failed(self) -> int:
+        """Failed files, plus one if the session itself broke between files."""
+        return len(self.receiver.failures) + self.broken
+
+    def _progress(self) -> None:
+        current = self.receiver.current
+        if self.bar is not None and (current is None or self.bar.label != current.name):
+            self.bar.close()
+            self.bar = None
+        if current is not None:
+            if self.bar is None:
+                self.bar = Progress(current.name, current.size)
+            self.bar.update(self.receiver.received)
+
+
+def _peer_of(conn: FramedSocket) -> Any:
+    try:
+        return conn.socket.getpeername()
+    except OSError:
+        return ""
+
+
+def _try_send(conn: FramedSocket, frame: bytes) -> None:
+    try:
+        conn.send(frame)
+    except OSError:
+        pass
+
+
+def _run_recv(args: argparse.Namespace) -> int:
+    address = parse_address(args.address)
+    if address.is_datagram:
+        raise CommandError(f"recv-file needs a stream address (tcp, tls, unix), not {address}")
+    codec, _chunk = file_codec(args)
+    context = ssl_context_from_args(args, address, server=True)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(f"cannot use --out {args.out}: {describe_error(exc)}") from None
+    if not os.access(args.out, os.W_OK | os.X_OK):
+        raise CommandError(f"cannot write to --out {args.out}")
+    sessions: List[_Session] = []
+    lock = threading.Lock()
+    finished = threading.Event()
+
+    def handler(conn: FramedSocket) -> None:
+        session = _Session(args, address)
+        with lock:
+            sessions.append(session)
+        try:
+            session(conn)
+        finally:
+            finished.set()
+
+    server = serve(
+        address,
+        handler,
+        codec,
+        ssl=context,
+        max_connections=None if args.keep_serving else 1,
+    )
+    with server:
+        logger.info("listening on %s; saving files to %s", server.address, args.out)
+        try:
+            if args.keep_serving:
+                server.serve_forever()
+            else:
+                server.start()
+                finished.wait()
+        except KeyboardInterrupt:
+            logger.info("shutting down")
+    with lock:
+        failed = sum(s.failed for s in sessions)
+    return 1 if failed else 0
+
+
+send = Command(_add_send_arguments, _run_send)
+recv = Command(_add_recv_arguments, _run_recv)

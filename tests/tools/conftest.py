@@ -1,0 +1,139 @@
+"""Fixtures for the ``framekit`` command's tests: the command run as a subprocess.
+
+Servers (``serve``, ``recv-file``) run as real processes, as a user runs them:
+that is the only honest way to test Ctrl-C, workers and exit statuses, and it
+keeps their log handler apart from the in-process client's.  Every wait is
+bounded, and every process is killed at the end of its test.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Callable, Iterator, List, Optional, Sequence
+
+import pytest
+
+_MAIN = "sys.exit(main(sys.argv[1:]))"
+
+#: Bound on any single wait for a subprocess (start-up, a log line, exit).
+WAIT = 15.0
+
+
+class CLIProcess:
+    """A ``framekit`` subcommand running in a subprocess, stderr read line by line."""
+
+    def __init__(self, argv: Sequence[str], *, code: Optional[str] = None) -> None:
+        if code is None:
+            cmd = [sys.executable, "-m", "framekit", *argv]
+        else:  # run ``code`` first (e.g. a fault injection), then the command
+            runner = (
+                f"{code}\nimport sys\nfrom framekit.cli import main\nsys.exit(main(sys.argv[1:]))"
+            )
+            cmd = [sys.executable, "-c", runner, *argv]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        self.lines: List[str] = []
+        self._queue: queue.Queue[Optional[str]] = queue.Queue()
+        self._stdout: List[bytes] = []
+        self._readers = [
+            threading.Thread(target=self._read, daemon=True),
+            threading.Thread(target=self._read_stdout, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        self._stdout.append(self.proc.stdout.read())
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.lines.append(line)
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, pattern: str, timeout: float = WAIT) -> re.Match[str]:
+        """Wait for a stderr line matching ``pattern``; return the match."""
+        for line in self.lines:
+            match = re.search(pattern, line)
+            if match:
+                return match
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            match = re.search(pattern, line)
+            if match:
+                return match
+        raise AssertionError(f"no stderr line matching {pattern!r}; stderr: {self.lines}")
+
+    def listening(self) -> str:
+        """Wait until the server says it listens; return its address URL."""
+        return self.wait_for(r"listening on (\S+)").group(1)
+
+    def wait(self, timeout: float = WAIT) -> int:
+        """Wait for the exit status; stdout and every stderr line are then read."""
+        status = self.proc.wait(timeout)
+        for reader in self._readers:
+            reader.join(timeout)
+        return status
+
+    @property
+    def stdout(self) -> bytes:
+        return b"".join(self._stdout)
+
+    def interrupt(self, timeout: float = WAIT) -> int:
+        """Ctrl-C: send SIGINT and wait for the exit status."""
+        self.proc.send_signal(signal.SIGINT)
+        return self.wait(timeout)
+
+    @property
+    def stderr(self) -> str:
+        return "\n".join(self.lines)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.wait()
+
+
+@pytest.fixture
+def cli_process() -> Iterator[Callable[..., CLIProcess]]:
+    """Start ``framekit ARGV...`` as a subprocess: ``cli_process("serve", url)``."""
+    started: List[CLIProcess] = []
+
+    def start(*argv: str, code: Optional[str] = None) -> CLIProcess:
+        process = CLIProcess(argv, code=code)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+def error_lines(text: str) -> List[str]:
+    """The lines of ``text`` that report an error."""
+    return [line for line in text.splitlines() if "error:" in line]
