@@ -25,11 +25,19 @@ __all__ = ["JSON", "MSGPACK", "JSONSerializer", "Serializer", "dumps", "loads"]
 
 @runtime_checkable
 class Serializer(Protocol):
-    """What ``serializer=`` accepts."""
+    """What ``serializer=`` accepts: any object with these two methods.
 
-    def dumps(self, obj: Any) -> bytes: ...
+    Either may raise any ``Exception`` on bad input; :func:`dumps` and
+    :func:`loads` turn it into :class:`framekit.SerializationError`.
+    """
 
-    def loads(self, data: bytes) -> Any: ...
+    def dumps(self, obj: Any) -> bytes:
+        """Return the payload bytes for ``obj``."""
+        ...
+
+    def loads(self, data: bytes) -> Any:
+        """Return the object a payload holds."""
+        ...
 
 
 class JSONSerializer:
@@ -46,6 +54,8 @@ class JSONSerializer:
 
 
 class _MsgpackSerializer:
+    """msgpack with str and bytes kept apart (``use_bin_type``/``raw=False``)."""
+
     def __init__(self, msgpack: Any) -> None:
         self._packb = msgpack.packb
         self._unpackb = msgpack.unpackb
@@ -72,7 +82,15 @@ else:
 
 
 def dumps(serializer: Serializer, obj: Any) -> bytes:
-    """``serializer.dumps(obj)``, with failures raised as ``SerializationError``."""
+    """Serialize ``obj`` for sending.
+
+    Returns:
+        ``serializer.dumps(obj)``, as ``bytes``.
+
+    Raises:
+        SerializationError: ``dumps`` failed or did not return bytes
+            (``.frame`` is ``None``; the original error is the ``__cause__``).
+    """
     try:
         data = serializer.dumps(obj)
     except Exception as exc:
@@ -85,8 +103,16 @@ def dumps(serializer: Serializer, obj: Any) -> bytes:
 
 
 def loads(serializer: Serializer, frame: bytes) -> Any:
-    """``serializer.loads(frame)``, with failures raised as ``SerializationError``
-    carrying the raw frame in ``.frame``."""
+    """Deserialize a received frame.
+
+    Returns:
+        ``serializer.loads(frame)``.
+
+    Raises:
+        SerializationError: ``loads`` failed; ``.frame`` is the raw frame and
+            the original error is the ``__cause__``.  Only this frame is lost:
+            the stream is still in step and the next frame can be read.
+    """
     try:
         return serializer.loads(frame)
     except Exception as exc:
