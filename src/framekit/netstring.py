@@ -23,8 +23,8 @@ Errors follow :class:`framekit.LengthPrefixed`:
   resumes, as with ``LengthPrefixed``.
 
 Each byte is looked at by C code: ``bytes.find`` for the ``:`` within the
-longest valid prefix, ``bytes.isdigit`` and ``int`` for the length, one slice
-for the data.  A frame that arrives whole in a chunk is sliced straight out of
+longest valid prefix, a table lookup (or ``bytes.isdigit`` and ``int``) for the
+length, one slice for the data.  A frame that arrives whole in a chunk is sliced straight out of
 it; only a frame cut by the end of a chunk is buffered, and then only its
 digits or its data, never more than ``max_frame_size`` bytes.  After an error
 the unread rest of the chunk waits for the next call (``feed(b"")``), less the
@@ -46,7 +46,11 @@ __all__ = ["Netstring", "NetstringDecoder"]
 #: frame: 10**20 bytes could never be skipped anyway.
 MAX_DIGITS = 20
 
-_COLON = ord(":")
+#: The canonical spellings of lengths below 1000: for the small frames where
+#: per-frame cost matters, one dict lookup both validates a length prefix (no
+#: sign, space, leading zero) and parses it.
+_SMALL_LENGTHS = {b"%d" % n: n for n in range(1000)}
+
 _COMMA = ord(",")
 _ZERO = ord("0")
 
@@ -194,18 +198,19 @@ class NetstringDecoder(_ChunkDecoder):
         window = self._digits + 1
         maximum = self._max
         find = data.find
+        small = _SMALL_LENGTHS.get
         while pos < end:
             colon = find(b":", pos, pos + window)
             if colon < 0:
                 break
             head = data[pos:colon]
-            if not head.isdigit() or (head[0] == _ZERO and colon - pos > 1):
-                break
-            size = int(head)
+            size = small(head)
+            if size is None:
+                if not head.isdigit() or (head[0] == _ZERO and colon - pos > 1):
+                    break
+                size = int(head)
             stop = colon + 1 + size
-            if size > maximum or stop >= end:
-                break
-            if data[stop] != _COMMA:
+            if size > maximum or stop >= end or data[stop] != _COMMA:
                 break
             frames.append(data[colon + 1 : stop])
             pos = stop + 1
