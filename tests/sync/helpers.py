@@ -82,6 +82,11 @@ def running(address: Any, handler: Any, codec: Any = None, **kwargs: Any) -> Ite
         yield server
 
 
+def connect_to(server: Any, codec: Any = None, **kwargs: Any) -> Any:
+    """``framekit.connect`` to a test server, with the test timeout."""
+    return framekit.connect(server.address, codec, timeout=TIMEOUT, **kwargs)
+
+
 def echo(conn: Any) -> None:
     """A callable handler: send every frame back."""
     for frame in conn:

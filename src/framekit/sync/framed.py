@@ -31,10 +31,13 @@ keeps doing so.  A timeout (``socket.timeout``) propagates without losing
 anything: the partial frame stays in the decoder and the next ``recv()``
 continues it.
 
-**Sending.**  ``sendmsg([header, payload])`` sends the frame in one syscall
+**Sending.**  ``sendmsg([header, payload])`` sends a large frame in one syscall
 without copying the payload; a partial send (a full socket buffer under a
-timeout) is finished by a loop over memoryviews.  SSL sockets have no
-``sendmsg``, so they get ``sendall(codec.encode(payload))``.  ``send_many``
+timeout) is finished by a loop over memoryviews.  Below 8 KiB, copying the
+payload is cheaper than ``sendmsg``'s iovec setup (measured: encode + sendall
+is up to twice as fast for 1 KiB), so small frames go out as
+``sendall(codec.encode(payload))``, as do all frames on SSL sockets, which
+have no ``sendmsg``.  ``send_many``
 encodes all frames into one buffer for one ``sendall``.  A lock makes
 ``send``/``send_many`` safe to call from several threads (a chat server
 broadcasting to a client while that client's thread replies to it); a frame is
@@ -56,7 +59,13 @@ from ..errors import ConnectionClosed, FramingError
 from ..interface import Buffer, Codec
 from ..serializers import Serializer, dumps, loads
 
-__all__ = ["FramedSocket", "send_vectored"]
+__all__ = ["DEFAULT_READ_SIZE", "FramedSocket", "send_vectored"]
+
+#: Default ``read_size``: what each ``recv_into`` asks for.
+DEFAULT_READ_SIZE = 256 * 1024
+#: Payloads from this size on are sent with ``sendmsg`` (not copied); smaller
+#: ones are copied into one buffer, which is faster for them.
+VECTORED_MIN_SIZE = 8 * 1024
 
 
 class FramedSocket:
@@ -71,6 +80,10 @@ class FramedSocket:
             ``LengthPrefixed()`` (4-byte big-endian length).
         serializer: an object with ``dumps(obj) -> bytes`` and
             ``loads(bytes) -> obj``; with it ``send``/``recv`` move objects.
+        read_size: bytes asked of each ``recv_into`` (at least; more when a
+            large frame needs it).  256 KiB batches many small frames per
+            syscall and keeps the decoder from compacting its buffer for every
+            large frame.
 
     Attributes:
         socket: the wrapped socket (for ``settimeout``, ``shutdown``...).
@@ -87,6 +100,7 @@ class FramedSocket:
         "_eof",
         "_error",
         "_it",
+        "_read_size",
         "_send_lock",
         "_vectored",
         "codec",
@@ -100,6 +114,7 @@ class FramedSocket:
         codec: Optional[Codec] = None,
         *,
         serializer: Optional[Serializer] = None,
+        read_size: int = DEFAULT_READ_SIZE,
     ) -> None:
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(
@@ -114,6 +129,7 @@ class FramedSocket:
         self._error: Optional[FramingError] = None
         self._drain = False
         self._eof = False
+        self._read_size = read_size
         self._send_lock = threading.Lock()
         self._vectored = hasattr(sock, "sendmsg") and not isinstance(sock, ssl.SSLSocket)
 
@@ -182,7 +198,7 @@ class FramedSocket:
                 self._drain = False
                 batch = self._decode(decoder.feed, b"")
             else:
-                n = self.socket.recv_into(decoder.get_buffer())
+                n = self.socket.recv_into(decoder.get_buffer(self._read_size))
                 if not n:
                     self._eof = True
                     decoder.eof()
@@ -215,7 +231,11 @@ class FramedSocket:
         """
         if self.serializer is not None:
             payload = dumps(self.serializer, payload)
-        if self._vectored:
+        if (
+            self._vectored
+            and (len(payload) if type(payload) is bytes else memoryview(payload).nbytes)
+            >= VECTORED_MIN_SIZE
+        ):
             parts = self.codec.encode_parts(payload)
             with self._send_lock:
                 send_vectored(self.socket, parts)

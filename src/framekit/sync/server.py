@@ -234,6 +234,7 @@ class Server:
             return
         sock.setblocking(True)
         client = _Client(sock, peer, _peer_name(self._scheme, peer))
+        logger.debug("server %s: connection from %s", self.address, client.name)
         with self._lock:
             if self._closing:
                 sock.close()
@@ -255,7 +256,6 @@ class Server:
                 daemon=True,
             )
             client.thread.start()
-        logger.debug("server %s: connection from %s", self.address, client.name)
 
     def _serve_client(self, client: _Client) -> None:
         try:

@@ -1,0 +1,377 @@
+"""serve()/Server over TCP and Unix sockets: handlers, concurrency, faults, shutdown."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+from typing import Any, Callable, List
+
+import pytest
+
+import framekit
+from framekit import serializers
+
+from .helpers import TIMEOUT, LogWatcher, connect_to, echo, join, running, start_thread
+
+
+class Seen:
+    """Frames a handler saw, from any thread, with a way to wait for them."""
+
+    def __init__(self) -> None:
+        self.items: List[Any] = []
+        self._cond = threading.Condition()
+
+    def add(self, item: Any) -> None:
+        with self._cond:
+            self.items.append(item)
+            self._cond.notify_all()
+
+    def wait_for(self, item: Any) -> None:
+        with self._cond:
+            assert self._cond.wait_for(lambda: item in self.items, TIMEOUT), self.items
+
+
+def wait_closed(sock: socket.socket) -> None:
+    """Read until the server closes this connection (EOF or reset)."""
+    sock.settimeout(TIMEOUT)
+    for _ in range(1000):
+        try:
+            if not sock.recv(65536):
+                return
+        except ConnectionResetError:
+            return
+    pytest.fail("the server kept the connection open")
+
+
+@pytest.fixture(params=["tcp", "unix"])
+def address(request: pytest.FixtureRequest, sock_dir: str) -> str:
+    """A server address to bind: TCP on loopback or a Unix socket file."""
+    if request.param == "tcp":
+        return "tcp://127.0.0.1:0"
+    return f"unix://{sock_dir}/server.sock"
+
+
+def test_callable_handler(address: str, LP: Callable[..., Any]) -> None:
+    with running(address, echo, LP(4)) as server, connect_to(server, LP(4)) as conn:
+        conn.send(b"hello")
+        conn.send_many([b"a", b"b"])
+        assert [conn.recv() for _ in range(3)] == [b"hello", b"a", b"b"]
+
+
+def test_address_has_the_real_port(LP: Callable[..., Any]) -> None:
+    with framekit.serve(("127.0.0.1", 0), echo, LP(4)) as server:
+        assert server.address.startswith("tcp://127.0.0.1:")
+        assert not server.address.endswith(":0")
+        assert server.socket.getsockname()[1] == int(server.address.rsplit(":", 1)[1])
+        assert server.address in repr(server)
+
+
+def test_frame_handler_lifecycle(address: str, LP: Callable[..., Any]) -> None:
+    events = Seen()
+
+    class Handler(framekit.FrameHandler):
+        def setup(self) -> None:
+            events.add(("setup", type(self.conn).__name__, self.server is server))
+
+        def handle_frame(self, frame: Any, address: Any = None) -> Any:
+            events.add(("frame", frame))
+            return None if frame == b"quiet" else frame.upper()
+
+        def finish(self) -> None:
+            events.add("finish")
+
+    with running(address, Handler, LP(4)) as server:
+        with connect_to(server, LP(4)) as conn:
+            conn.send_many([b"abc", b"quiet", b"def"])
+            assert conn.recv() == b"ABC"
+            assert conn.recv() == b"DEF"  # no reply to "quiet"
+        events.wait_for("finish")
+    assert events.items == [
+        ("setup", "FramedSocket", True),
+        ("frame", b"abc"),
+        ("frame", b"quiet"),
+        ("frame", b"def"),
+        "finish",
+    ]
+
+
+def test_frame_handler_must_override_handle_frame(logs: LogWatcher) -> None:
+    with running("tcp://127.0.0.1:0", framekit.FrameHandler) as server, connect_to(server) as conn:
+        conn.send(b"x")
+        logs.wait_for("handler failed", level=40)
+    assert "must override handle_frame" in str(logs.find("handler failed")[0].exc_info)
+
+
+def test_serializer(address: str, LP: Callable[..., Any], logs: LogWatcher) -> None:
+    class Adder(framekit.FrameHandler):
+        def handle_frame(self, frame: Any, address: Any = None) -> Any:
+            return {"sum": sum(frame["numbers"])}
+
+    json = serializers.JSON
+    server = framekit.serve(address, Adder, LP(4), serializer=json).start()
+    with server, connect_to(server, LP(4), serializer=json) as conn:
+        conn.send({"numbers": [1, 2, 3]})
+        assert conn.recv() == {"sum": 6}
+        conn.socket.sendall(LP(4).encode(b"not json"))
+        logs.wait_for("skipping a frame")
+        conn.send({"numbers": [4]})  # the connection survived the bad frame
+        assert conn.recv() == {"sum": 4}
+
+
+def test_fifty_concurrent_clients(address: str, LP: Callable[..., Any]) -> None:
+    """All 50 are connected at once; each gets its own answers."""
+    with running(address, echo, LP(4)) as server:
+        clients = [connect_to(server, LP(4)) for _ in range(50)]
+        try:
+            for i, client in enumerate(clients):
+                client.send_many([b"%d-%d" % (i, k) for k in range(20)])
+            for i, client in enumerate(clients):
+                assert [client.recv() for _ in range(20)] == [b"%d-%d" % (i, k) for k in range(20)]
+            assert server.active_connections == 50
+        finally:
+            for client in clients:
+                client.close()
+
+
+def test_max_connections(LP: Callable[..., Any], logs: LogWatcher) -> None:
+    with running("tcp://127.0.0.1:0", echo, LP(4), max_connections=2) as server:
+        first = connect_to(server, LP(4))
+        second = connect_to(server, LP(4))
+        for conn in (first, second):
+            conn.send(b"in")
+            assert conn.recv() == b"in"
+        third = connect_to(server, LP(4))
+        with third, pytest.raises(ConnectionError):  # closed at once, not left hanging
+            third.recv()
+        logs.wait_for("max_connections (2) reached")
+        first.close()
+        # Once the first is gone its slot is free again (its thread ends shortly).
+        for _ in range(100):
+            with connect_to(server, LP(4)) as fourth:
+                try:
+                    fourth.send(b"again")
+                    if fourth.recv() == b"again":
+                        break
+                except ConnectionError:
+                    continue
+        else:
+            pytest.fail("the freed slot was never reused")
+        second.close()
+
+
+# --- faults: each client misbehaves in its own way -------------------------
+
+
+def oversized(sock: socket.socket, codec: Any, seen: Seen) -> None:
+    sock.sendall(codec.encode(b"before") + codec.header(5000) + b"x" * 100)
+
+
+def corrupted_header(sock: socket.socket, codec: Any, seen: Seen) -> None:
+    sock.sendall(codec.encode(b"before") + b"\xff" * 8 + codec.encode(b"after"))
+
+
+def garbage(sock: socket.socket, codec: Any, seen: Seen) -> None:
+    sock.sendall(codec.encode(b"before") + b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+
+
+def disconnect_mid_frame(sock: socket.socket, codec: Any, seen: Seen) -> None:
+    sock.sendall(codec.encode(b"before") + codec.encode(b"0123456789")[:12])
+    sock.close()
+
+
+def reset_mid_frame(sock: socket.socket, codec: Any, seen: Seen) -> None:
+    sock.sendall(codec.encode(b"before") + codec.encode(b"0123456789")[:12])
+    seen.wait_for(b"before")  # a reset may discard what the server has not read yet
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def handler_exception(sock: socket.socket, codec: Any, seen: Seen) -> None:
+    sock.sendall(codec.encode_many([b"before", b"boom", b"after"]))
+
+
+FAULTS = [
+    (oversized, "bad frame: frame of 5008 bytes exceeds max_frame_size 1024"),
+    (corrupted_header, "bad frame: negative length field"),
+    (garbage, "bad frame: frame of"),
+    (disconnect_mid_frame, "bad frame: stream ended inside a 18-byte frame"),
+    (reset_mid_frame, "lost"),
+    (handler_exception, "handler failed"),
+]
+
+
+@pytest.mark.parametrize(("fault", "logged"), FAULTS, ids=[f.__name__ for f, _ in FAULTS])
+def test_fault_closes_only_that_connection(
+    fault: Callable[[socket.socket, Any, Seen], None],
+    logged: str,
+    LP: Callable[..., Any],
+    logs: LogWatcher,
+) -> None:
+    codec = LP(8, max_frame_size=1024)
+    seen = Seen()
+
+    def handler(conn: Any) -> None:
+        for frame in conn:
+            seen.add(frame)
+            if frame == b"boom":
+                raise RuntimeError("the handler broke")
+            conn.send(frame)
+
+    with running("tcp://127.0.0.1:0", handler, codec) as server:
+        host, port = server.socket.getsockname()
+        with connect_to(server, codec) as bystander:
+            bystander.send(b"hi")
+            assert bystander.recv() == b"hi"
+            bad = socket.create_connection((host, port), timeout=TIMEOUT)
+            with bad:
+                fault(bad, codec, seen)
+                record = logs.wait_for(logged)
+                if bad.fileno() != -1:
+                    wait_closed(bad)
+            assert record.levelno >= 30
+            assert "127.0.0.1:" in record.getMessage()  # names the client
+            # Frames that arrived whole before the bad bytes were handled.
+            assert b"before" in seen.items
+            assert b"after" not in seen.items
+            # The server keeps serving the other client, and new ones.
+            bystander.send(b"still there?")
+            assert bystander.recv() == b"still there?"
+        with connect_to(server, codec) as newcomer:
+            newcomer.send(b"new")
+            assert newcomer.recv() == b"new"
+
+
+def test_handler_exception_is_logged_with_traceback(logs: LogWatcher) -> None:
+    def handler(conn: Any) -> None:
+        conn.recv()
+        raise KeyError("no such thing")
+
+    with running("tcp://127.0.0.1:0", handler) as server, connect_to(server) as conn:
+        conn.send(b"x")
+        record = logs.wait_for("handler failed", level=40)
+    assert record.exc_info is not None and record.exc_info[0] is KeyError
+
+
+def test_half_close(address: str, LP: Callable[..., Any]) -> None:
+    def count(conn: Any) -> None:
+        frames = list(conn)  # until the client shuts down its side
+        conn.send(b"%d frames" % len(frames))
+
+    with running(address, count, LP(4)) as server, connect_to(server, LP(4)) as conn:
+        conn.send_many([b"x"] * 7)
+        conn.socket.shutdown(socket.SHUT_WR)
+        assert conn.recv() == b"7 frames"
+        with pytest.raises(framekit.ConnectionClosed):
+            conn.recv()
+
+
+def test_one_mib_frames_through_a_server(address: str, LP: Callable[..., Any]) -> None:
+    payloads = [os.urandom(1 << 20) for _ in range(2)]
+    with running(address, echo, LP(4)) as server, connect_to(server, LP(4)) as conn:
+        thread = start_thread(lambda: [conn.send(p) for p in payloads])
+        assert [conn.recv() for _ in payloads] == payloads
+        join(thread)
+
+
+# --- lifecycle ---------------------------------------------------------------
+
+
+def test_shutdown_with_clients_connected(address: str, logs: LogWatcher) -> None:
+    started = Seen()
+
+    def handler(conn: Any) -> None:
+        started.add(conn)
+        for frame in conn:  # blocked in recv until shutdown wakes it
+            conn.send(frame)
+
+    server = framekit.serve(address, handler).start()
+    clients = [connect_to(server) for _ in range(5)]
+    try:
+        for client in clients:
+            client.send(b"ping")
+            assert client.recv() == b"ping"
+        assert server.active_connections == 5
+        server.shutdown()
+        assert server.active_connections == 0
+        for client in clients:
+            with pytest.raises(ConnectionError):
+                client.recv()
+        with pytest.raises(OSError):
+            connect_to(server)
+    finally:
+        for client in clients:
+            client.close()
+    assert not logs.find("still running")
+    server.shutdown()  # twice: harmless
+
+
+def test_shutdown_from_a_handler(LP: Callable[..., Any]) -> None:
+    threads = []
+
+    class Stopper(framekit.FrameHandler):
+        def handle_frame(self, frame: Any, address: Any = None) -> Any:
+            threads.append(threading.current_thread())
+            self.server.shutdown()
+            return b"bye"
+
+    server = framekit.serve("tcp://127.0.0.1:0", Stopper, LP(4)).start()
+    with connect_to(server, LP(4)) as conn:
+        conn.send(b"stop")
+        # The handler's own thread is not joined by itself: no deadlock.
+        with pytest.raises(ConnectionError):
+            conn.recv()
+            conn.recv()
+    join(server._thread)  # type: ignore[arg-type]
+    join(threads[0])  # shutdown() could not join the thread it ran in
+
+
+def test_serve_forever_in_caller_thread() -> None:
+    server = framekit.serve("tcp://127.0.0.1:0", echo)
+    thread = start_thread(server.serve_forever)
+    with connect_to(server) as conn:
+        conn.send(b"x")
+        assert conn.recv() == b"x"
+    with pytest.raises(RuntimeError, match="already serving"):
+        server.serve_forever()
+    server.shutdown()
+    join(thread)
+    server.serve_forever()  # returns at once once shut down
+
+
+def test_start_twice_is_an_error() -> None:
+    with framekit.serve("tcp://127.0.0.1:0", echo) as server:
+        server.start()
+        with pytest.raises(RuntimeError, match="already started"):
+            server.start()
+
+
+def test_shutdown_before_serving_closes_the_socket() -> None:
+    server = framekit.serve("tcp://127.0.0.1:0", echo)
+    server.shutdown()
+    assert server.socket.fileno() == -1
+
+
+def test_port_in_use() -> None:
+    with framekit.serve("tcp://127.0.0.1:0", echo) as server:
+        with pytest.raises(OSError, match="address in use") as info:
+            framekit.serve(server.address, echo)
+        assert server.address in str(info.value)
+
+
+def test_bad_arguments(tls_contexts: Any) -> None:
+    with pytest.raises(ValueError, match="unknown scheme"):
+        framekit.serve("http://127.0.0.1:0", echo)
+    with pytest.raises(TypeError, match="callable"):
+        framekit.serve("tcp://127.0.0.1:0", b"not a handler")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_connections"):
+        framekit.serve("tcp://127.0.0.1:0", echo, max_connections=0)
+    with pytest.raises(ValueError, match="max_connections is for stream"):
+        framekit.serve("udp://127.0.0.1:0", echo, max_connections=3)
+    with pytest.raises(ValueError, match="max_datagram_size"):
+        framekit.serve("tcp://127.0.0.1:0", echo, max_datagram_size=100)
+    with pytest.raises(ValueError, match="needs ssl="):
+        framekit.serve("tls://127.0.0.1:0", echo)
+    with pytest.raises(ValueError, match="TLS is not available for datagrams"):
+        framekit.serve("udp://127.0.0.1:0", echo, ssl=tls_contexts[0])
