@@ -1,0 +1,116 @@
+"""Unix socket files: permissions, cleanup, stale files, live servers, abstract names."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+from typing import Any, Callable
+
+import pytest
+
+import framekit
+
+from .helpers import connect_to, echo, running
+
+
+@pytest.fixture(params=["unix", "unixgram"])
+def scheme(request: pytest.FixtureRequest) -> str:
+    return request.param  # type: ignore[no-any-return]
+
+
+def _mode(path: str) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _handler(scheme: str) -> Any:
+    return echo if scheme == "unix" else (lambda frame, address: frame)
+
+
+def test_file_mode_is_0600_and_removed_at_shutdown(scheme: str, sock_dir: str) -> None:
+    path = os.path.join(sock_dir, "s.sock")
+    old_umask = os.umask(0)  # even a permissive umask gives 0600
+    try:
+        server = framekit.serve(f"{scheme}://{path}", _handler(scheme))
+    finally:
+        os.umask(old_umask)
+    with server:
+        assert stat.S_ISSOCK(os.stat(path).st_mode)
+        assert _mode(path) == 0o600
+        assert server.address == f"{scheme}://{path}"
+    assert not os.path.exists(path)
+
+
+def test_unix_mode(scheme: str, sock_dir: str) -> None:
+    path = os.path.join(sock_dir, "s.sock")
+    with framekit.serve(f"{scheme}://{path}", _handler(scheme), unix_mode=0o660):
+        assert _mode(path) == 0o660
+
+
+def test_stale_file_is_replaced(scheme: str, sock_dir: str, LP: Callable[..., Any]) -> None:
+    path = os.path.join(sock_dir, "s.sock")
+    kind = socket.SOCK_STREAM if scheme == "unix" else socket.SOCK_DGRAM
+    dead = socket.socket(socket.AF_UNIX, kind)
+    dead.bind(path)
+    dead.close()  # the file stays behind, as after a crash
+    assert os.path.exists(path)
+    server = framekit.serve(f"{scheme}://{path}", _handler(scheme), LP(4)).start()
+    with server, connect_to(server, LP(4)) as conn:
+        conn.send(b"fresh")
+        assert conn.recv() == b"fresh"
+
+
+def test_live_server_gives_address_in_use(scheme: str, sock_dir: str) -> None:
+    address = f"{scheme}://{sock_dir}/s.sock"
+    with framekit.serve(address, _handler(scheme)):
+        with pytest.raises(OSError, match="address in use") as info:
+            framekit.serve(address, _handler(scheme))
+        assert info.value.errno == errno.EADDRINUSE
+        assert address in str(info.value)
+
+
+def test_live_server_file_survives_a_failed_bind(sock_dir: str) -> None:
+    address = f"unix://{sock_dir}/s.sock"
+    with running(address, echo) as server:
+        with pytest.raises(OSError):
+            framekit.serve(address, echo)
+        with connect_to(server) as conn:
+            conn.send(b"still here")
+            assert conn.recv() == b"still here"
+
+
+def test_a_file_that_is_not_a_socket_is_left_alone(sock_dir: str) -> None:
+    path = os.path.join(sock_dir, "data.txt")
+    with open(path, "w") as f:
+        f.write("precious")
+    with pytest.raises(OSError, match="not a socket"):
+        framekit.serve(f"unix://{path}", echo)
+    with open(path) as f:
+        assert f.read() == "precious"
+
+
+def test_a_replaced_file_is_not_removed(sock_dir: str) -> None:
+    """At shutdown only the file this server created is removed."""
+    path = os.path.join(sock_dir, "s.sock")
+    server = framekit.serve(f"unix://{path}", echo)
+    os.unlink(path)
+    with socket.socket(socket.AF_UNIX) as other:
+        other.bind(path)  # another server took the path meanwhile
+        server.shutdown()
+        assert os.path.exists(path)
+
+
+def test_abstract_name_has_no_file(scheme: str, sock_dir: str) -> None:
+    name = f"framekit-{scheme}-{os.getpid()}"
+    with running(f"{scheme}:@{name}", _handler(scheme)) as server:
+        assert server.address == f"{scheme}:@{name}"
+        assert os.listdir(sock_dir) == []
+        with connect_to(server) as conn:
+            conn.send(b"abstract")
+            assert conn.recv() == b"abstract"
+
+
+def test_reuse_port_is_for_ip_only(sock_dir: str) -> None:
+    with pytest.raises(ValueError, match="reuse_port"):
+        framekit.serve(f"unix://{sock_dir}/s.sock", echo, reuse_port=True)
