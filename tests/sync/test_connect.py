@@ -152,3 +152,21 @@ def test_tls_handshake_timeout(tls_contexts: Contexts, logs: LogWatcher) -> None
         with silent:
             logs.wait_for("lost")
             assert silent.recv(1) == b""  # the server gave up on it
+
+
+def test_shutdown_with_tls_clients_connected(tls_contexts: Contexts, logs: LogWatcher) -> None:
+    server_ctx, client_ctx = tls_contexts
+    server = framekit.serve("tls://127.0.0.1:0", echo, ssl=server_ctx).start()
+    clients = [connect_to(server, ssl=client_ctx) for _ in range(3)]
+    try:
+        for client in clients:
+            client.send(b"ping")
+            assert client.recv() == b"ping"
+        server.shutdown()  # each handler is blocked reading a TLS record
+        for client in clients:
+            with pytest.raises((ConnectionError, ssl.SSLError)):
+                client.recv()
+    finally:
+        for client in clients:
+            client.close()
+    assert not logs.find("still running")

@@ -14,7 +14,7 @@ from framekit.addresses import parse_address
 from framekit.sync.datagram import MAX_UDP_DATAGRAM, MAX_UNIX_DATAGRAM
 
 from ..conftest import needs_ipv6
-from .helpers import TIMEOUT, LogWatcher, connect_to, running
+from .helpers import TIMEOUT, LineCodec, LogWatcher, connect_to, running
 
 Pair = Tuple[socket.socket, socket.socket]
 
@@ -233,3 +233,12 @@ def test_rejects_a_stream_socket() -> None:
         framekit.DatagramSocket(sock)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, pytest.raises(ValueError):
         framekit.DatagramSocket(sock, max_datagram_size=0)
+
+
+def test_any_codec_implementing_the_interface(bind: str) -> None:
+    with running(bind, reply_upper, LineCodec()) as server, connect_to(server, LineCodec()) as conn:
+        conn.send_many([b"one", b"two"])
+        assert sorted([conn.recv(), conn.recv()]) == [b"ONE", b"TWO"]
+        conn.socket.send(b"unterminated")  # a malformed datagram in this framing
+        conn.send(b"three")
+        assert conn.recv() == b"THREE"

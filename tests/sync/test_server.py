@@ -375,3 +375,22 @@ def test_bad_arguments(tls_contexts: Any) -> None:
         framekit.serve("tls://127.0.0.1:0", echo)
     with pytest.raises(ValueError, match="TLS is not available for datagrams"):
         framekit.serve("udp://127.0.0.1:0", echo, ssl=tls_contexts[0])
+
+
+def test_shutdown_wakes_a_handler_blocked_in_send(logs: LogWatcher) -> None:
+    """A client that never reads fills the socket buffers; shutdown still ends its thread."""
+    sending = Seen()
+
+    def flood(conn: Any) -> None:
+        big = b"x" * (1 << 20)
+        for i in range(1000):
+            conn.send(big)
+            sending.add(i)
+
+    server = framekit.serve("tcp://127.0.0.1:0", flood).start()
+    with socket.create_connection(server.socket.getsockname(), timeout=TIMEOUT) as lazy:
+        lazy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sending.wait_for(0)  # the first frames went out; soon it blocks in send
+        server.shutdown()
+    assert server.active_connections == 0
+    assert not logs.find("still running")
