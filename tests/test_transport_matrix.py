@@ -1,0 +1,156 @@
+"""Every transport x every codec x a serializer: one short exchange per combination.
+
+Transports (blocking and asyncio) x schemes (tcp, tls, unix, udp, unixgram) x
+codecs (LengthPrefixed of both backends, Delimited, Netstring, and SLIP, a
+codec this file defines on the public bases) with ``serializer=JSON``.  Each
+exchange sends an object, a raw frame that is not JSON, and another object to
+an echo server: the objects come back equal, the bad frame comes back as a
+``SerializationError`` carrying it, and the connection goes on.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any, Callable, List, Optional, Tuple
+
+import pytest
+
+import framekit
+from framekit import CodecBase, DecoderBase, IncompleteFrame, SerializationError
+from framekit.serializers import JSON
+
+TIMEOUT = 5.0
+SCHEMES = ["tcp", "tls", "unix", "udp", "unixgram"]
+FIRST = {"n": 1, "text": "héllo ✓", "list": [1, 2.5, None, True]}
+SECOND = ["second", {"empty": {}}]
+#: Not JSON, and full of bytes SLIP must escape.
+BAD = b"\xc0\xdb\xdc not json \xdb\xdd\xc0"
+
+# -- a codec of this file's own: SLIP (RFC 1055) --------------------------------
+
+END, ESC, ESC_END, ESC_ESC = b"\xc0", b"\xdb", b"\xdb\xdc", b"\xdb\xdd"
+
+
+class Slip(CodecBase):
+    """Frames end with 0xC0; 0xC0 and 0xDB inside a frame are escaped."""
+
+    def encode(self, payload: Any) -> bytes:
+        return bytes(payload).replace(ESC, ESC_ESC).replace(END, ESC_END) + END
+
+    def decoder(self) -> SlipDecoder:
+        return SlipDecoder()
+
+
+class SlipDecoder(DecoderBase):
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.pending = 0
+
+    def feed(self, data: Any) -> List[bytes]:
+        self.buffer += data
+        *frames, rest = bytes(self.buffer).split(END)
+        self.buffer = bytearray(rest)
+        self.pending = len(rest)
+        return [f.replace(ESC_END, END).replace(ESC_ESC, ESC) for f in frames]
+
+    def eof(self) -> None:
+        if self.pending:
+            raise IncompleteFrame("stream ended inside a SLIP frame", pending=self.pending)
+
+
+OTHER_CODECS = {
+    "lines": lambda: framekit.Delimited(),
+    "netstring": lambda: framekit.Netstring(),
+    "slip": Slip,
+}
+
+# -- the exchange ---------------------------------------------------------------
+
+Contexts = Tuple[Optional[ssl.SSLContext], Optional[ssl.SSLContext]]
+
+
+def address_of(scheme: str, sock_dir: str) -> str:
+    if scheme in ("unix", "unixgram"):
+        return f"{scheme}://{sock_dir}/{scheme}.sock"
+    return f"{scheme}://127.0.0.1:0"
+
+
+def echo_stream(conn: Any) -> None:
+    for frame in conn:
+        conn.send(frame)
+
+
+def echo_datagram(frame: bytes, address: Any) -> bytes:
+    return frame
+
+
+def blocking_exchange(address: str, codec: Any, contexts: Contexts) -> List[Any]:
+    """Run the exchange with framekit.serve/connect; return what came back."""
+    server_ssl, client_ssl = contexts
+    datagram = address.startswith(("udp", "unixgram"))
+    handler = echo_datagram if datagram else echo_stream
+    with framekit.serve(address, handler, codec, ssl=server_ssl) as server:
+        server.start()
+        with framekit.connect(
+            server.address, codec, timeout=TIMEOUT, ssl=client_ssl, serializer=JSON
+        ) as conn:
+            got: List[Any] = []
+            conn.send(FIRST)
+            got.append(conn.recv())
+            conn.serializer = None  # the raw bad frame goes out as it is
+            conn.send(BAD)
+            conn.serializer = JSON
+            with pytest.raises(SerializationError) as info:
+                conn.recv()
+            got.append(info.value.frame)
+            conn.send(SECOND)
+            got.append(conn.recv())
+    return got
+
+
+EXCHANGES = {"blocking": blocking_exchange}
+
+
+def run(mode: str, scheme: str, codec: Any, sock_dir: str, request: pytest.FixtureRequest) -> None:
+    contexts: Contexts = (None, None)
+    if scheme == "tls":
+        contexts = request.getfixturevalue("tls_contexts")
+    exchange: Callable[[str, Any, Contexts], List[Any]] = EXCHANGES[mode]
+    assert exchange(address_of(scheme, sock_dir), codec, contexts) == [FIRST, BAD, SECOND]
+
+
+# -- the matrix -----------------------------------------------------------------
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("mode", sorted(EXCHANGES))
+def test_length_prefixed(
+    mode: str,
+    scheme: str,
+    LP: Callable[..., Any],
+    sock_dir: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    run(mode, scheme, LP(4), sock_dir, request)
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("codec", sorted(OTHER_CODECS))
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("mode", sorted(EXCHANGES))
+def test_other_codecs(
+    mode: str, scheme: str, codec: str, sock_dir: str, request: pytest.FixtureRequest
+) -> None:
+    run(mode, scheme, OTHER_CODECS[codec](), sock_dir, request)
+
+
+def test_slip_round_trip() -> None:
+    """The test's own codec is right before it is used to judge the transports."""
+    codec = Slip()
+    payloads = [b"", BAD, b"plain", END * 3, ESC * 3, ESC_END]
+    wire = codec.encode_many(payloads)
+    decoder = codec.decoder()
+    frames = [f for i in range(len(wire)) for f in decoder.feed(wire[i : i + 1])]
+    assert frames == payloads
+    decoder.eof()
