@@ -1,0 +1,103 @@
+"""The issue's speed targets, checked against rows measured in the same run.
+
+Design notes
+------------
+Targets are *reported*, never asserted in unit tests: a busy CI machine must
+not fail a build because it was slow, and a target can be wrong (that is for
+the report to say, with numbers).  Each target is a ratio between two rows of
+one comparison, so both were measured side by side on the same workload and the
+speed of the machine cancels out.
+
+A target whose comparison was not run (``--quick``, ``--filter``) is left out;
+one whose rows are missing (a peer not installed, a contestant that failed its
+check) is reported as not measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional, Tuple
+
+from .harness import Result
+from .workloads import size_label
+
+__all__ = ["TARGETS", "Target", "Verdict", "evaluate"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """``subject`` must be at least ``minimum`` times as fast as ``reference``.
+
+    Attributes:
+        comparison: the comparison id (``decode-64k-stream/16``).
+        subject, reference: contestant names in that comparison.
+        minimum: the lowest acceptable throughput ratio.
+    """
+
+    comparison: str
+    subject: str
+    reference: str
+    minimum: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How a target fared.
+
+    Attributes:
+        status: ``met``, ``missed`` or ``not measured``.
+        ratio: subject / reference throughput, when both were measured.
+        text: the target in words, with the rows' labels.
+    """
+
+    target: Target
+    status: str
+    ratio: Optional[float]
+    text: str
+
+    @property
+    def met(self) -> bool:
+        return self.status == "met"
+
+
+TARGETS: Tuple[Target, ...] = (
+    Target("decode-64k-stream/16", "cython", "msgpack", 1.3),
+    Target("decode-64k-stream/16", "cython", "python", 7.0),
+    Target("decode-64k-stream/64", "cython", "msgpack", 1.3),
+    Target("decode-64k-stream/1048576", "cython", "floor-memcpy", 0.75),
+    Target("decode-7b-stream/16", "cython", "hiredis", 2.0),
+    Target("e2e-tcp/64", "blocking", "naive", 10.0),
+    Target("e2e-tcp/64", "asyncio", "readexactly", 3.0),
+    Target("e2e-tcp/64", "asyncio-uvloop", "readexactly-uvloop", 3.0),
+    Target("e2e-tcp/65536", "blocking", "raw-recv-into", 0.9),
+    Target("e2e-tcp/65536", "asyncio", "raw-recv-into", 0.9),
+    Target("e2e-tcp/65536", "asyncio-uvloop", "raw-recv-into", 0.9),
+    Target("e2e-unix/65536", "blocking", "raw-recv-into", 0.9),
+)
+
+
+def evaluate(results: Iterable[Result], targets: Iterable[Target] = TARGETS) -> List[Verdict]:
+    """Check each target whose comparison is among ``results``.
+
+    Returns:
+        One :class:`Verdict` per target whose comparison was run, in order.
+    """
+    rows: Dict[Tuple[str, str], Result] = {(r.comparison, r.contestant): r for r in results}
+    run = {comparison for comparison, _ in rows}
+    verdicts = []
+    for t in targets:
+        if t.comparison not in run:
+            continue
+        subject = rows.get((t.comparison, t.subject))
+        reference = rows.get((t.comparison, t.reference))
+        sub_label = subject.label if subject else t.subject
+        ref_label = reference.label if reference else t.reference
+        where = subject or reference
+        place = f"{where.title} · {size_label(where.size)}" if where else t.comparison
+        text = f"{place}: {sub_label} >= {t.minimum:g}x {ref_label}"
+        if subject is None or reference is None or not (subject.ok and reference.ok):
+            verdicts.append(Verdict(t, "not measured", None, text))
+            continue
+        ratio = reference.seconds / subject.seconds
+        verdicts.append(Verdict(t, "met" if ratio >= t.minimum else "missed", ratio, text))
+    return verdicts
