@@ -395,3 +395,14 @@ def test_shutdown_wakes_a_handler_blocked_in_send(logs: LogWatcher) -> None:
         server.shutdown()
     assert server.active_connections == 0
     assert not logs.find("still running")
+
+
+def test_tcp_nodelay_on_both_ends() -> None:
+    def report(conn: Any) -> None:
+        conn.recv()
+        conn.send(b"%d" % conn.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    with running("tcp://127.0.0.1:0", report) as server, connect_to(server) as conn:
+        assert conn.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        conn.send(b"?")
+        assert conn.recv() == b"1"

@@ -43,6 +43,7 @@ __all__ = [
     "bind_socket",
     "bound_address",
     "connect_socket",
+    "set_nodelay",
 ]
 
 Candidate = Tuple[int, int, int, Any]
@@ -122,14 +123,24 @@ def connect_socket(address: Address, timeout: Optional[float]) -> socket.socket:
         sock.settimeout(timeout)
         if family == socket.AF_UNIX and address.is_datagram:
             sock.bind("")  # Linux autobind: a unique abstract name to reply to
-        elif family != socket.AF_UNIX and not address.is_datagram:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        elif not address.is_datagram:
+            set_nodelay(sock)
 
     return _try_each(address, "connect to", passive=False, setup=setup, finish=_connect)
 
 
 def _connect(sock: socket.socket, sockaddr: Any) -> None:
     sock.connect(sockaddr)
+
+
+def set_nodelay(sock: socket.socket) -> None:
+    """Turn Nagle's algorithm off on a TCP socket (a no-op for Unix sockets).
+
+    Frames go out whole, one send each, and a request must not wait for the
+    ACK of the previous one.
+    """
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def bind_socket(

@@ -48,7 +48,7 @@ from ..addresses import AddressLike, address_from_sockaddr, parse_address
 from ..errors import ConnectionClosed, FramingError, SerializationError
 from ..interface import Codec
 from ..serializers import Serializer
-from ._sockets import bind_socket, bound_address
+from ._sockets import bind_socket, bound_address, set_nodelay
 from .connect import tls_context
 from .datagram import DatagramSocket
 from .framed import FramedSocket
@@ -233,6 +233,7 @@ class Server:
             self._wait(selector, _ACCEPT_BACKOFF)
             return
         sock.setblocking(True)
+        set_nodelay(sock)
         client = _Client(sock, peer, _peer_name(self._scheme, peer))
         logger.debug("server %s: connection from %s", self.address, client.name)
         with self._lock:
