@@ -1,0 +1,101 @@
+"""pytest-benchmark front-end of :mod:`framekit.benchmarks`.
+
+Design notes
+------------
+The suites measure exactly what ``framekit bench`` measures: the comparisons,
+contestants and workloads all come from :mod:`framekit.benchmarks.catalogue`
+(profile ``all``, the whole matrix of the issue).  A test module names the
+kind it runs (``KIND = "decode"``); :func:`pytest_generate_tests` makes one
+test per contestant of every comparison of that kind, and pytest-benchmark
+groups the rows of a comparison together so they read side by side.
+
+Every contestant's output is checked before it is timed (a wrong one fails
+its test and is never timed), and the output of the timed runs is checked
+again afterwards.  The garbage collector is off while timing
+(``--benchmark-disable-gc`` is forced on).
+
+``--benchmark-disable`` is the smoke mode CI runs: workloads shrink to a few
+KiB and each contestant runs once, checked, so the suite proves it works in
+seconds.  Optional peers that are not installed are skipped.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Iterator, Tuple
+
+import pytest
+
+from framekit.benchmarks import catalogue, harness
+
+#: Workload scale in smoke mode (--benchmark-disable): a few KiB per run.
+SMOKE_SCALE = 0.01
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config.option, "benchmark_disable_gc"):
+        config.option.benchmark_disable_gc = True
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "case" not in metafunc.fixturenames:
+        return
+    kind = metafunc.module.KIND
+    cases = [
+        pytest.param((comparison, contestant), id=f"{comparison.id}/{contestant.name}")
+        for comparison in catalogue.comparisons("all", kind)
+        for contestant in comparison.contestants
+    ]
+    metafunc.parametrize("case", cases)
+
+
+@pytest.fixture(scope="session")
+def bench_session(request: pytest.FixtureRequest) -> Iterator[harness.Session]:
+    """The benchmark session (workload scale; the end-to-end sender process)."""
+    smoke = bool(request.config.getoption("benchmark_disable", default=False))
+    with harness.Session(SMOKE_SCALE if smoke else 1.0) as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def workloads() -> Dict[str, Any]:
+    """Workloads built so far, by comparison id: each is built once per session."""
+    return {}
+
+
+Case = Tuple[harness.Comparison, harness.Contestant]
+
+
+@pytest.fixture
+def measure(
+    benchmark: Any, bench_session: harness.Session, workloads: Dict[str, Any]
+) -> Callable[[Case], None]:
+    """``measure(case)``: check the contestant, then benchmark it and check again."""
+
+    def run(case: Case) -> None:
+        comparison, contestant = case
+        reason = harness.unavailable(contestant)
+        if reason is not None:
+            pytest.skip(reason)
+        workload = workloads.get(comparison.id)
+        if workload is None:
+            workload = workloads[comparison.id] = comparison.build(bench_session)
+        wrong = harness.check(contestant, workload)
+        if wrong is not None:
+            pytest.fail(f"{contestant.label}: wrong output, not timed: {wrong}")
+        runner = contestant.make(workload, comparison.scenario.keep)
+        benchmark.group = comparison.title
+        benchmark.extra_info.update(
+            frames=workload.frames, payload_bytes=workload.payload_bytes, role=contestant.role
+        )
+        before = getattr(runner, "before", None)
+        if before is not None:
+            # End to end: arm the sender before each round, collect its
+            # acknowledgement after it, both outside the timer.
+            output = benchmark.pedantic(runner, setup=before, teardown=runner.after, rounds=5)
+        else:
+            output = benchmark(runner)
+        wrong = workload.verify(output)
+        if wrong is not None:
+            pytest.fail(f"{contestant.label}: wrong output while timed: {wrong}")
+
+    return run
