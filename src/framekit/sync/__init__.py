@@ -11,9 +11,11 @@ tutorials teach, with framing done by the codec (see :mod:`framekit.interface`):
 * :func:`serve` binds a :class:`Server` that runs a handler (a callable or a
   :class:`FrameHandler` subclass) for every connection or datagram.
 
-Modules: ``framed`` and ``datagram`` (the sockets), ``connect``, ``server`` and
-``handler``, and ``_sockets`` (creation, binding and Unix socket files, one code
-path for every address family).
+Modules: ``framed`` and ``datagram`` (the sockets), ``connect``, ``server``
+(the Server, its accept loop and connection threads), ``datagram_server`` (what
+a datagram server does with each datagram), ``handler`` (FrameHandler), and
+``_sockets`` (creation, binding and Unix socket files, one code path for every
+address family).
 """
 
 from .connect import connect

@@ -43,6 +43,7 @@ __all__ = [
     "bind_socket",
     "bound_address",
     "connect_socket",
+    "peer_name",
     "set_nodelay",
 ]
 
@@ -276,3 +277,15 @@ def _is_live(path: str, socktype: int) -> bool:
             # EAGAIN: a live server whose backlog is full.
             return exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK)
         return True
+
+
+def peer_name(scheme: str, sockaddr: Any) -> str:
+    """A readable name for a peer's socket address, for log lines."""
+    if not sockaddr:
+        return f"an unnamed {scheme} peer"
+    if scheme == "tls":
+        scheme = "tcp"
+    try:
+        return address_from_sockaddr(scheme, sockaddr).url()
+    except (TypeError, IndexError, ValueError):
+        return repr(sockaddr)

@@ -30,7 +30,7 @@ from typing import Any, Callable, Union
 
 from ..errors import ConnectionClosed, SerializationError
 
-__all__ = ["FrameHandler", "Handler", "DatagramDispatcher", "run_stream_handler"]
+__all__ = ["FrameHandler", "Handler", "is_frame_handler", "run_stream_handler"]
 
 logger = logging.getLogger("framekit")
 
@@ -91,6 +91,7 @@ Handler = Union[Callable[..., Any], type]
 
 
 def is_frame_handler(handler: Any) -> bool:
+    """Whether ``handler`` is a FrameHandler subclass (else a plain callable)."""
     return isinstance(handler, type) and issubclass(handler, FrameHandler)
 
 
@@ -105,25 +106,3 @@ def run_stream_handler(handler: Handler, conn: Any, client_address: Any, server:
             instance.finish()
     else:
         handler(conn)
-
-
-class DatagramDispatcher:
-    """Runs a handler for a datagram server: one call per frame."""
-
-    def __init__(self, handler: Handler, conn: Any, server: Any) -> None:
-        self._instance = handler(conn, None, server) if is_frame_handler(handler) else None
-        self._handler = handler
-
-    def setup(self) -> None:
-        if self._instance is not None:
-            self._instance.setup()
-
-    def dispatch(self, frame: Any, address: Any) -> Any:
-        """Return the handler's reply to ``frame`` from ``address``, or ``None``."""
-        if self._instance is not None:
-            return self._instance.handle_frame(frame, address)
-        return self._handler(frame, address)
-
-    def finish(self) -> None:
-        if self._instance is not None:
-            self._instance.finish()

@@ -7,7 +7,7 @@ the handler, as with ``socketserver.ThreadingTCPServer``.  The accept loop
 waits in a selector on the listening socket *and* a wake-up socketpair, so
 ``shutdown()`` is prompt (one byte on the pair), not a polling interval away.
 A datagram server has no connections: its loop reads datagrams and calls the
-handler for each frame in the same thread.
+handler for each frame in the same thread (see :mod:`.datagram_server`).
 
 **max_connections.**  Beyond the limit a new connection is accepted and closed
 at once, with a log line, rather than left in the listen backlog: the client
@@ -44,15 +44,16 @@ import time
 from types import TracebackType
 from typing import Any, Optional, Set, Type
 
-from ..addresses import AddressLike, address_from_sockaddr, parse_address
-from ..errors import ConnectionClosed, FramingError, SerializationError
+from ..addresses import AddressLike, parse_address
+from ..errors import ConnectionClosed, FramingError
 from ..interface import Codec
 from ..serializers import Serializer
-from ._sockets import bind_socket, bound_address, set_nodelay
+from ._sockets import bind_socket, bound_address, peer_name, set_nodelay
 from .connect import tls_context
 from .datagram import DatagramSocket
+from .datagram_server import DatagramService
 from .framed import FramedSocket
-from .handler import DatagramDispatcher, Handler, run_stream_handler
+from .handler import Handler, run_stream_handler
 
 __all__ = ["Server", "serve"]
 
@@ -176,7 +177,9 @@ class Server:
             self._loop_thread = threading.current_thread()
         try:
             if self._datagram is not None:
-                self._datagram_loop(self._datagram)
+                service = DatagramService(self._handler, self._datagram, self, self._scheme)
+                with self._selector() as selector:
+                    service.run(lambda: self._wait(selector))
             else:
                 self._accept_loop()
         finally:
@@ -234,7 +237,7 @@ class Server:
             return
         sock.setblocking(True)
         set_nodelay(sock)
-        client = _Client(sock, peer, _peer_name(self._scheme, peer))
+        client = _Client(sock, peer, peer_name(self._scheme, peer))
         logger.debug("server %s: connection from %s", self.address, client.name)
         with self._lock:
             if self._closing:
@@ -249,14 +252,22 @@ class Server:
                 )
                 sock.close()
                 return
-            self._clients.add(client)
-            client.thread = threading.Thread(
+            thread = threading.Thread(
                 target=self._serve_client,
                 args=(client,),
                 name=f"framekit-conn {client.name}",
                 daemon=True,
             )
-            client.thread.start()
+            try:
+                thread.start()
+            except RuntimeError as exc:  # "can't start new thread": out of resources
+                logger.error(
+                    "server %s: refusing connection from %s: %s", self.address, client.name, exc
+                )
+                sock.close()
+                return
+            client.thread = thread
+            self._clients.add(client)
 
     def _serve_client(self, client: _Client) -> None:
         try:
@@ -302,55 +313,6 @@ class Server:
                 self.address,
                 peer,
                 exc_info=exc,
-            )
-
-    # -- datagrams ------------------------------------------------------------
-
-    def _datagram_loop(self, dsock: DatagramSocket) -> None:
-        dispatcher = DatagramDispatcher(self._handler, dsock, self)
-        dispatcher.setup()
-        try:
-            with self._selector() as selector:
-                while not self._closing:
-                    if dsock.buffered or self._wait(selector):
-                        self._serve_datagram(dsock, dispatcher)
-        finally:
-            dispatcher.finish()
-
-    def _serve_datagram(self, dsock: DatagramSocket, dispatcher: DatagramDispatcher) -> None:
-        try:
-            frame, address = dsock.recvfrom()
-        except (BlockingIOError, TimeoutError):
-            return
-        except (FramingError, SerializationError) as exc:
-            logger.warning("server %s: dropping a datagram: %s", self.address, exc)
-            return
-        except OSError as exc:  # e.g. an ICMP error from an earlier reply
-            if not self._closing:
-                logger.warning("server %s: receive failed: %s", self.address, exc)
-            return
-        try:
-            reply = dispatcher.dispatch(frame, address)
-        except Exception as exc:
-            logger.error(
-                "server %s: handler failed on a frame from %s",
-                self.address,
-                _peer_name(self._scheme, address),
-                exc_info=exc,
-            )
-            return
-        if reply is None:
-            return
-        try:
-            if not address:
-                raise OSError("the sender is an unbound socket, with no address to reply to")
-            dsock.sendto(reply, address)
-        except Exception as exc:
-            logger.warning(
-                "server %s: cannot reply to %s: %s",
-                self.address,
-                _peer_name(self._scheme, address),
-                exc,
             )
 
     # -- shutdown -------------------------------------------------------------
@@ -480,15 +442,3 @@ def serve(
         max_datagram_size=max_datagram_size,
         handshake_timeout=handshake_timeout,
     )
-
-
-def _peer_name(scheme: str, peer: Any) -> str:
-    """A readable name for a peer's socket address, for log lines."""
-    if not peer:
-        return f"an unnamed {scheme} peer"
-    if scheme == "tls":
-        scheme = "tcp"
-    try:
-        return address_from_sockaddr(scheme, peer).url()
-    except (TypeError, IndexError, ValueError):
-        return repr(peer)
