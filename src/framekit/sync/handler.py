@@ -12,7 +12,7 @@ runs in ``__init__``, so a subclass may extend it freely.
 =================  ==================================  ==============================
 handler            stream server (tcp, tls, unix)      datagram server (udp, unixgram)
 =================  ==================================  ==============================
-callable           ``handler(conn)`` in its thread      ``handler(frame, address)``
+callable           ``handler(conn)`` in its thread     ``handler(frame, address)``
                                                        returns the reply or ``None``
 FrameHandler       one instance per connection:        one instance for the server:
 subclass           ``handle_frame(frame)``             ``handle_frame(frame, address)``
