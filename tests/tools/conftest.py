@@ -37,7 +37,7 @@ class CLIProcess:
                 f"{code}\nimport sys\nfrom framekit.cli import main\nsys.exit(main(sys.argv[1:]))"
             )
             cmd = [sys.executable, "-c", runner, *argv]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
         self.proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -91,11 +91,20 @@ class CLIProcess:
 
     def listening(self) -> str:
         """Wait until the server says it listens; return its address URL."""
-        return self.wait_for(r"listening on (\S+)").group(1)
+        return self.wait_for(r"listening on ([^\s;]+)").group(1)
 
     def wait(self, timeout: float = WAIT) -> int:
         """Wait for the exit status; stdout and every stderr line are then read."""
-        status = self.proc.wait(timeout)
+        try:
+            status = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired as exc:
+            # PYTHONFAULTHANDLER makes SIGABRT dump every thread's stack to stderr.
+            self.proc.send_signal(signal.SIGABRT)
+            self.proc.wait(timeout)
+            for reader in self._readers:
+                reader.join(timeout)
+            message = f"still running after {timeout} s; stderr:\n{self.stderr}"
+            raise AssertionError(message) from exc
         for reader in self._readers:
             reader.join(timeout)
         return status

@@ -29,7 +29,8 @@ that acknowledges anything else is reported as a failure.
 **Receiver.**  A listening server (any stream address) that runs one
 :class:`framekit.transfer.Receiver` per connection.  By default it serves one
 session and exits, with status 1 if any file failed (the tutorial's
-receiver, made correct); ``--keep-serving`` serves until Ctrl-C.
+receiver, made correct), or 130 if Ctrl-C came first; ``--keep-serving``
+serves until Ctrl-C (or SIGTERM), then exits with 1 if any file failed.
 
 **Exit status.**  Non-zero on any failure, with one line per failure on
 stderr.  Progress bars (bytes, rate, ETA) are drawn on stderr only when it is
@@ -39,10 +40,12 @@ a terminal.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import logging
 import os
 import select
+import socket
 import stat
 import threading
 from typing import Any, Callable, List, NamedTuple, Optional, Tuple
@@ -75,6 +78,7 @@ from .options import (
     ssl_context_from_args,
 )
 from .progress import Progress
+from .serve import stop_signals
 
 __all__ = ["file_codec", "recv", "send", "send_file"]
 
@@ -363,7 +367,7 @@ def _run_recv(args: argparse.Namespace) -> int:
         raise CommandError(f"cannot write to --out {args.out}")
     sessions: List[_Session] = []
     lock = threading.Lock()
-    finished = threading.Event()
+    finished, finished_w = socket.socketpair()  # readable once a session ended
 
     def handler(conn: FramedSocket) -> None:
         session = _Session(args, address)
@@ -372,7 +376,8 @@ def _run_recv(args: argparse.Namespace) -> int:
         try:
             session(conn)
         finally:
-            finished.set()
+            with contextlib.suppress(OSError):
+                finished_w.send(b"\0")
 
     server = serve(
         address,
@@ -381,16 +386,19 @@ def _run_recv(args: argparse.Namespace) -> int:
         ssl=context,
         max_connections=None if args.keep_serving else 1,
     )
-    with server:
-        logger.info("listening on %s; saving files to %s", server.address, args.out)
-        try:
-            if args.keep_serving:
-                server.serve_forever()
-            else:
-                server.start()
-                finished.wait()
-        except KeyboardInterrupt:
-            logger.info("shutting down")
+    try:
+        with stop_signals() as wait, server:
+            server.start()
+            logger.info("listening on %s; saving files to %s", server.address, args.out)
+            try:
+                wait(*([] if args.keep_serving else [finished]))
+            except KeyboardInterrupt:
+                logger.info("shutting down")
+                if not args.keep_serving:
+                    raise  # the one session did not happen, or not to its end
+    finally:
+        finished.close()
+        finished_w.close()
     with lock:
         failed = sum(s.failed for s in sessions)
     return 1 if failed else 0

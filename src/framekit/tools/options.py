@@ -7,9 +7,14 @@ the same codec options, spelled as the library's keywords (which are Netty's
 names, see the README): ``--length-size``, ``--byteorder``,
 ``--length-offset``, ``--length-adjustment``, ``--strip``,
 ``--max-frame-size``; or ``--codec lines|netstring`` for the other framings; or
-``--preset NAME`` for a known protocol.  :func:`codec_from_args` turns them into
-one :class:`framekit.interface.Codec`, and refuses contradictory combinations
-(a preset *and* a length size) rather than silently preferring one.
+``--preset NAME`` for a known protocol (``--max-frame-size`` may change its
+limit).  :func:`codec_from_args` turns them into one
+:class:`framekit.interface.Codec`, and refuses contradictory combinations (a
+preset *and* a length size) rather than silently preferring one.
+
+A preset such as ``postgres`` keeps the header in decoded frames (``strip=0``),
+and one such as ``postgres-startup`` keeps a header with no offset at all;
+:class:`MessageCodec` maps those too, so what is received can be sent back.
 
 Options are ``None`` unless given, so "given" and "default" can be told apart;
 the defaults are the library's.
@@ -32,6 +37,7 @@ import ssl
 from typing import Any, Iterable, List, Optional, Sequence
 
 from ..addresses import Address, address_from_sockaddr
+from ..cli import describe_error
 from ..errors import FramingError
 from ..interface import Buffer, Codec, Decoder
 
@@ -155,17 +161,16 @@ def codec_from_args(args: argparse.Namespace) -> Codec:
     kind = getattr(args, "codec", None)
     max_size = getattr(args, "max_frame_size", None)
     length_given = _given(args, _LENGTH_OPTIONS)
+    sized: dict[str, Any] = {} if max_size is None else {"max_frame_size": max_size}
     if preset is not None:
-        conflicts = _given(args, (("codec", "--codec"), ("max_frame_size", "--max-frame-size")))
-        if conflicts or length_given:
+        conflicts = _given(args, (("codec", "--codec"),)) + length_given
+        if conflicts:
             raise ValueError(
-                f"--preset sets the whole framing; it cannot be combined with "
-                f"{', '.join(conflicts + length_given)}"
+                f"--preset sets the framing; it cannot be combined with {', '.join(conflicts)}"
             )
         from framekit.presets import get_preset
 
-        return MessageCodec.wrap(get_preset(preset))
-    sized: dict[str, Any] = {} if max_size is None else {"max_frame_size": max_size}
+        return MessageCodec.wrap(get_preset(preset, **sized))
     if kind in ("lines", "netstring"):
         if length_given:
             raise ValueError(f"{', '.join(length_given)} only apply to --codec length")
@@ -335,9 +340,9 @@ def ssl_context_from_args(
     """Return the TLS context for ``address``, or ``None`` if it is not ``tls://``.
 
     Raises:
-        ValueError: a TLS option for an address that is not ``tls://``, or a
-            ``tls://`` server without ``--certfile``.
-        OSError, ssl.SSLError: the certificate or key cannot be loaded.
+        ValueError: a TLS option for an address that is not ``tls://``, a
+            ``tls://`` server without ``--certfile``, or a certificate, key or
+            CA file that cannot be loaded.
     """
     names = ("certfile", "keyfile") if server else ("cafile",)
     given = [f"--{n}" for n in names if getattr(args, n, None)]
@@ -349,9 +354,16 @@ def ssl_context_from_args(
         if not args.certfile:
             raise ValueError("a tls:// server needs --certfile (and --keyfile)")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(args.certfile, args.keyfile)
+        files = [args.certfile] + ([args.keyfile] if args.keyfile else [])
+        try:
+            context.load_cert_chain(args.certfile, args.keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot load {' and '.join(files)}: {describe_error(exc)}") from None
         return context
-    return ssl.create_default_context(cafile=args.cafile)
+    try:
+        return ssl.create_default_context(cafile=args.cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot load --cafile {args.cafile}: {describe_error(exc)}") from None
 
 
 # --- log lines ------------------------------------------------------------------

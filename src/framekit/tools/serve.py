@@ -14,10 +14,11 @@ client only; the library's server keeps the others going).  For datagrams
 there are no connections, so the first datagram from each peer is logged.
 
 **Stopping.**  Ctrl-C (and SIGTERM, so ``kill`` and service managers stop it
-the same way) raises ``KeyboardInterrupt`` in the main thread, which is
-waiting in ``serve_forever()``; ``Server.shutdown()`` then closes every
-client, joins the threads, and removes the Unix socket file.  Exit status 0:
-that is how a server is meant to stop.
+the same way) raises ``KeyboardInterrupt`` in the main thread, which serves
+nothing itself: it waits in :func:`stop_signals`, which a signal wakes
+whichever thread the kernel delivered it to.  ``Server.shutdown()`` then
+closes every client, joins the threads, and removes the Unix socket file.
+Exit status 0: that is how a server is meant to stop.
 
 **Workers.**  ``--workers N`` runs N processes, each with its own listening
 socket bound to the same port with ``SO_REUSEPORT``: the kernel spreads new
@@ -26,7 +27,7 @@ is worker 1 (it binds first, so port 0 resolves to one port for all); the
 others are ``multiprocessing`` spawned children that rebuild the codec and
 TLS context from the same options.  If one dies, the rest are stopped and the
 command fails: a silently shrunken pool is worse than a loud error.  A child
-whose parent disappears shuts itself down.  ``SO_REUSEPORT`` shares TCP
+whose parent disappears (killed with SIGKILL) shuts itself down.  ``SO_REUSEPORT`` shares TCP
 ports only in a useful way here: a Unix socket path cannot be bound twice, and
 UDP "sharing" would split one peer's datagrams by hash, so those are refused.
 """
@@ -42,7 +43,7 @@ import signal
 import socket
 import threading
 from multiprocessing.connection import wait
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from ..addresses import Address, parse_address
 from ..cli import CommandError, describe_error, setup_logging
@@ -56,7 +57,7 @@ from .options import (
     ssl_context_from_args,
 )
 
-__all__ = ["EchoHandler", "UpperHandler", "add_arguments", "run"]
+__all__ = ["EchoHandler", "UpperHandler", "add_arguments", "run", "stop_signals"]
 
 logger = logging.getLogger("framekit")
 
@@ -160,20 +161,77 @@ def run(args: argparse.Namespace) -> int:
     if args.workers > 1:
         _check_workers(address)
     codec_from_args(args)  # a bad option fails here, before anything is bound
-    with _sigterm_as_interrupt():
+    with stop_signals() as wait:
         server = _bind(args, address, reuse_port=args.workers > 1)
         try:
+            server.start()
             mode = "upper case" if args.upper else "echo"
             if args.workers == 1:
                 logger.info("listening on %s (%s); Ctrl-C to stop", server.address, mode)
-                server.serve_forever()
+                wait()
             else:
-                _run_workers(server, args, mode)
+                _run_workers(server, args, mode, wait)
         except KeyboardInterrupt:
             logger.info("shutting down")
         finally:
             server.shutdown()
     return 0
+
+
+# --- signals ------------------------------------------------------------------------
+
+
+Waiter = Callable[..., List[Any]]
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[Waiter]:
+    """Make Ctrl-C and SIGTERM interrupt a wait, whichever thread the kernel tells.
+
+    A signal sent to a process is delivered to any one of its threads.  If it
+    is not the main thread, the main thread's blocking call is not interrupted,
+    and Python runs the handler (raising ``KeyboardInterrupt``) only when that
+    call returns, which for a server waiting on its listening socket may be
+    never.  So the main thread waits here instead, on the ``waitables`` *and*
+    on a wakeup socket that the signal handler writes to from any thread
+    (``signal.set_wakeup_fd``).  SIGTERM is made to raise ``KeyboardInterrupt``
+    too, so ``kill`` and service managers stop a command as Ctrl-C does.
+
+    Yields:
+        ``wait(*waitables)``: blocks until one of them (anything
+        ``multiprocessing.connection.wait`` takes: sockets, process sentinels)
+        is ready and returns those, or raises ``KeyboardInterrupt``.  Outside
+        the main thread it only waits for the waitables.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda *waitables: wait(list(waitables))
+        return
+    wakeup, wakeup_w = socket.socketpair()
+    wakeup.setblocking(False)
+    wakeup_w.setblocking(False)
+
+    def interrupt(signum: int, frame: Optional[Any]) -> None:
+        raise KeyboardInterrupt
+
+    def wait_or_signal(*waitables: Any) -> List[Any]:
+        while True:
+            ready = wait([wakeup, *waitables])  # a pending handler raises on return
+            if wakeup in ready:
+                with contextlib.suppress(OSError):
+                    wakeup.recv(512)
+                ready.remove(wakeup)
+            if ready:
+                return ready
+
+    previous_term = signal.signal(signal.SIGTERM, interrupt)
+    previous_fd = signal.set_wakeup_fd(wakeup_w.fileno(), warn_on_full_buffer=False)
+    try:
+        yield wait_or_signal
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        signal.signal(signal.SIGTERM, previous_term)
+        wakeup.close()
+        wakeup_w.close()
 
 
 # --- workers ------------------------------------------------------------------------
@@ -190,7 +248,7 @@ def _check_workers(address: Address) -> None:
         raise CommandError("--workers needs SO_REUSEPORT, which this platform does not have")
 
 
-def _run_workers(server: Server, args: argparse.Namespace, mode: str) -> None:
+def _run_workers(server: Server, args: argparse.Namespace, mode: str, wait: Waiter) -> None:
     context = multiprocessing.get_context("spawn")
     children = [
         context.Process(
@@ -201,14 +259,13 @@ def _run_workers(server: Server, args: argparse.Namespace, mode: str) -> None:
     try:
         for child in children:
             child.start()
-        server.start()
         logger.info(
             "worker 1 (pid %d) listening on %s (%s); Ctrl-C to stop",
             os.getpid(),
             server.address,
             mode,
         )
-        wait([child.sentinel for child in children])  # returns when a worker dies
+        wait(*[child.sentinel for child in children])  # returns when a worker dies
         dead = [child for child in children if child.exitcode is not None]
         raise CommandError(
             f"worker {dead[0].name.rsplit('-', 1)[-1]} exited with status {dead[0].exitcode}; "
@@ -232,9 +289,13 @@ def _stop(children: List[Any]) -> None:
 
 
 def _worker(args: argparse.Namespace, url: str, number: int) -> None:
-    """A spawned worker: bind ``url`` with SO_REUSEPORT and serve until told to stop."""
+    """A spawned worker: bind ``url`` with SO_REUSEPORT and serve until told to stop.
+
+    It stops on SIGINT or SIGTERM, and when worker 1 (its parent) is gone.
+    """
     setup_logging("serve", args.debug)
-    with _sigterm_as_interrupt():
+    parent = multiprocessing.parent_process()
+    with stop_signals() as wait:
         try:
             server = _bind(args, parse_address(url), reuse_port=True)
         except KeyboardInterrupt:
@@ -242,41 +303,12 @@ def _worker(args: argparse.Namespace, url: str, number: int) -> None:
         except Exception as exc:
             logger.error("worker %d: %s", number, describe_error(exc))
             raise SystemExit(1) from None
-        _watch_parent(server)
         try:
+            server.start()
             logger.info("worker %d (pid %d) listening on %s", number, os.getpid(), server.address)
-            server.serve_forever()
+            wait(*([] if parent is None else [parent.sentinel]))
+            logger.warning("worker %d: worker 1 is gone; shutting down", number)
         except KeyboardInterrupt:
             pass
         finally:
             server.shutdown()
-
-
-def _watch_parent(server: Server) -> None:
-    parent = multiprocessing.parent_process()
-    if parent is None:  # pragma: no cover - always set in a spawned child
-        return
-
-    def watch() -> None:
-        wait([parent.sentinel])
-        logger.warning("worker 1 is gone; shutting down")
-        server.shutdown()
-
-    threading.Thread(target=watch, name="framekit-serve-parent", daemon=True).start()
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Make SIGTERM stop the server as Ctrl-C does (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Optional[Any]) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
