@@ -218,6 +218,7 @@ class Result:
         number: runs per repeat.
         vs_python, vs_floor: throughput ratio to the pure-Python backend and
             to the floor of the same comparison (``None`` if either is absent).
+        floor: the label of that floor.
     """
 
     comparison: str
@@ -236,6 +237,7 @@ class Result:
     number: int = 0
     vs_python: Optional[float] = None
     vs_floor: Optional[float] = None
+    floor: Optional[str] = None
 
     @property
     def ok(self) -> bool:
@@ -429,6 +431,8 @@ def _fill_ratios(comparison: Comparison, results: List[Result]) -> None:
     python = next((r for r in results if r.role == ROLE_PYTHON and r.ok), None)
     floor = next((r for r in results if r.contestant == comparison.floor and r.ok), None)
     for r in results:
+        if floor is not None:
+            r.floor = floor.label
         if not r.ok:
             continue
         if python is not None:

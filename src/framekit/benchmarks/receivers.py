@@ -294,6 +294,28 @@ def _make_readexactly(loop_kind: str) -> Callable[[EndToEndWorkload, bool], _Run
     return make
 
 
+def _make_framekit_asyncio(loop_kind: str) -> Callable[[EndToEndWorkload, bool], _Run]:
+    def make(w: EndToEndWorkload, keep: bool) -> _Run:
+        fk_asyncio = importlib.import_module("framekit.asyncio")
+        codec = importlib.import_module("framekit._speedups").LengthPrefixed(4)
+
+        async def receive() -> Any:
+            conn = await fk_asyncio.connect(w.address, codec)
+            try:
+                if keep:
+                    return [frame async for frame in conn]
+                count = 0
+                async for _ in conn:
+                    count += 1
+                return count
+            finally:
+                await conn.close()
+
+        return _AsyncRun(w, _new_loop(loop_kind), receive)
+
+    return make
+
+
 def receiver_contestants() -> List[Contestant]:
     """Every end-to-end receiver (those whose modules are missing are skipped)."""
     return [
@@ -310,6 +332,20 @@ def receiver_contestants() -> List[Contestant]:
             ROLE_PYTHON,
             _make_framekit_blocking("framekit._codec_py"),
             needs=("framekit:connect",),
+        ),
+        Contestant(
+            "asyncio",
+            "framekit asyncio",
+            ROLE_FRAMEKIT,
+            _make_framekit_asyncio("asyncio"),
+            needs=("framekit.asyncio:connect", "framekit._speedups"),
+        ),
+        Contestant(
+            "asyncio-uvloop",
+            "framekit asyncio (uvloop)",
+            ROLE_FRAMEKIT,
+            _make_framekit_asyncio("uvloop"),
+            needs=("framekit.asyncio:connect", "framekit._speedups", "uvloop"),
         ),
         Contestant("naive", "naive recv-exactly loop", ROLE_PEER, _make_naive),
         Contestant("readexactly", "asyncio readexactly", ROLE_PEER, _make_readexactly("asyncio")),

@@ -88,13 +88,19 @@ def _by_scenario(results: Iterable[Result]) -> Dict[str, List[List[Result]]]:
     return out
 
 
+def _heading(title: str, comparisons: List[List[Result]]) -> str:
+    """A scenario's heading, naming the floor its "vs floor" column divides by."""
+    floors = sorted({r.floor for rows in comparisons for r in rows if r.floor})
+    return f"{title} (vs floor: {', '.join(floors)})" if floors else title
+
+
 def _target_marks(verdicts: Sequence[Verdict]) -> Dict[Tuple[str, str], str]:
     """(comparison, subject) -> "T2 met, T3 MISSED" for the rows targets are about."""
     marks: Dict[Tuple[str, str], List[str]] = {}
-    for i, v in enumerate(verdicts, 1):
+    for v in verdicts:
         word = {"met": "met", "missed": "MISSED"}.get(v.status, "n/a")
         key = (v.target.comparison, v.target.subject)
-        marks.setdefault(key, []).append(f"T{i} {word}")
+        marks.setdefault(key, []).append(f"T{v.number} {word}")
     return {k: ", ".join(v) for k, v in marks.items()}
 
 
@@ -149,16 +155,16 @@ def format_table(results: Sequence[Result], verdicts: Sequence[Verdict] = ()) ->
             continue
         header = ["size", *_HEADERS]
         widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
-        lines.append(title)
+        lines.append(_heading(title, comparisons))
         lines.append(_format_row(header, widths))
         lines.extend(_format_row(row, widths) for row in table)
         lines.append("")
     if verdicts:
         lines.append("Targets (ratios between rows of the same run):")
-        for i, v in enumerate(verdicts, 1):
+        for v in verdicts:
             got = "" if v.ratio is None else f": {v.ratio:.3g}x"
             word = {"met": "met   ", "missed": "MISSED"}.get(v.status, v.status)
-            lines.append(f"  T{i} [{word}] {v.text}{got}")
+            lines.append(f"  T{v.number} [{word}] {v.text}{got}")
         lines.append("")
     notes = skipped_notes(results)
     if notes:
@@ -181,7 +187,10 @@ def markdown_table(results: Sequence[Result], verdicts: Sequence[Verdict] = ()) 
     marks = _target_marks(verdicts)
     out: List[str] = []
     for title, comparisons in _by_scenario(results).items():
-        out.append(f"**{title}**\n")
+        floors = {r.floor for rows in comparisons for r in rows if r.floor}
+        out.append(
+            f"**{title}** (vs floor: {', '.join(sorted(floors))})\n" if floors else f"**{title}**\n"
+        )
         out.append("| size | contestant | vs python | vs floor | frames/s | MB/s | target |")
         out.append("|---|---|--:|--:|--:|--:|---|")
         for rows in comparisons:
@@ -194,9 +203,9 @@ def markdown_table(results: Sequence[Result], verdicts: Sequence[Verdict] = ()) 
         out.append("")
     if verdicts:
         out.append("**Targets**\n")
-        for i, v in enumerate(verdicts, 1):
+        for v in verdicts:
             got = "" if v.ratio is None else f": {v.ratio:.3g}x"
-            out.append(f"- T{i} **{v.status}**: {v.text}{got}")
+            out.append(f"- T{v.number} **{v.status}**: {v.text}{got}")
         out.append("")
     return "\n".join(out)
 

@@ -48,12 +48,15 @@ class Verdict:
         status: ``met``, ``missed`` or ``not measured``.
         ratio: subject / reference throughput, when both were measured.
         text: the target in words, with the rows' labels.
+        number: the target's place in the list it was checked against, from 1
+            (stable whatever subset was run: T4 is always the same target).
     """
 
     target: Target
     status: str
     ratio: Optional[float]
     text: str
+    number: int = 0
 
     @property
     def met(self) -> bool:
@@ -85,7 +88,7 @@ def evaluate(results: Iterable[Result], targets: Iterable[Target] = TARGETS) -> 
     rows: Dict[Tuple[str, str], Result] = {(r.comparison, r.contestant): r for r in results}
     run = {comparison for comparison, _ in rows}
     verdicts = []
-    for t in targets:
+    for number, t in enumerate(targets, 1):
         if t.comparison not in run:
             continue
         subject = rows.get((t.comparison, t.subject))
@@ -96,8 +99,9 @@ def evaluate(results: Iterable[Result], targets: Iterable[Target] = TARGETS) -> 
         place = f"{where.title} · {size_label(where.size)}" if where else t.comparison
         text = f"{place}: {sub_label} >= {t.minimum:g}x {ref_label}"
         if subject is None or reference is None or not (subject.ok and reference.ok):
-            verdicts.append(Verdict(t, "not measured", None, text))
+            verdicts.append(Verdict(t, "not measured", None, text, number))
             continue
         ratio = reference.seconds / subject.seconds
-        verdicts.append(Verdict(t, "met" if ratio >= t.minimum else "missed", ratio, text))
+        status = "met" if ratio >= t.minimum else "missed"
+        verdicts.append(Verdict(t, status, ratio, text, number))
     return verdicts

@@ -222,7 +222,10 @@ def run(args: argparse.Namespace) -> int:
     verdicts = targets.evaluate(results)
 
     print(f"framekit bench on {report.machine_summary()}")
-    print("Medians; vs python / vs floor: throughput relative to rows of the same run.\n")
+    print(
+        "Medians of the repeats; +-: half their range.  vs python, vs floor: throughput\n"
+        "relative to framekit's pure-Python backend and to the floor, in the same run.\n"
+    )
     print(report.format_table(results, verdicts), end="")
     if progress is not None:
         progress.write(f"framekit bench: done in {elapsed:.1f} s\n")
