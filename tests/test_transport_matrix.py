@@ -10,6 +10,7 @@ an echo server: the objects come back equal, the bad frame comes back as a
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import Any, Callable, List, Optional, Tuple
 
@@ -108,7 +109,52 @@ def blocking_exchange(address: str, codec: Any, contexts: Contexts) -> List[Any]
     return got
 
 
-EXCHANGES = {"blocking": blocking_exchange}
+async def echo_connection(conn: Any) -> None:
+    async for frame in conn:
+        await conn.send(frame)
+
+
+async def echo_endpoint(endpoint: Any) -> None:
+    while True:
+        frame, address = await endpoint.recvfrom()
+        await endpoint.sendto(frame, address)
+
+
+async def _asyncio_exchange(address: str, codec: Any, contexts: Contexts) -> List[Any]:
+    import framekit.asyncio
+
+    server_ssl, client_ssl = contexts
+    datagram = address.startswith(("udp", "unixgram"))
+    handler = echo_endpoint if datagram else echo_connection
+    server = await framekit.asyncio.serve(address, handler, codec, ssl=server_ssl)
+    try:
+        conn = await framekit.asyncio.connect(
+            server.address, codec, ssl=client_ssl, serializer=JSON
+        )
+        async with conn:
+            got: List[Any] = []
+            await conn.send(FIRST)
+            got.append(await conn.recv())
+            conn.serializer = None  # the raw bad frame goes out as it is
+            await conn.send(BAD)
+            conn.serializer = JSON
+            with pytest.raises(SerializationError) as info:
+                await conn.recv()
+            got.append(info.value.frame)
+            await conn.send(SECOND)
+            got.append(await conn.recv())
+    finally:
+        server.close()
+        await server.wait_closed()
+    return got
+
+
+def asyncio_exchange(address: str, codec: Any, contexts: Contexts) -> List[Any]:
+    """Run the exchange with framekit.asyncio.serve/connect; return what came back."""
+    return asyncio.run(asyncio.wait_for(_asyncio_exchange(address, codec, contexts), TIMEOUT))
+
+
+EXCHANGES = {"blocking": blocking_exchange, "asyncio": asyncio_exchange}
 
 
 def run(mode: str, scheme: str, codec: Any, sock_dir: str, request: pytest.FixtureRequest) -> None:
