@@ -80,9 +80,9 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, CommandError):
         text = str(exc)
     elif isinstance(exc, ssl.SSLCertVerificationError):
-        text = f"TLS certificate verification failed: {exc.verify_message}"
+        text = f"TLS certificate verification failed: {getattr(exc, 'verify_message', exc)}"
     elif isinstance(exc, ssl.SSLError):
-        text = f"TLS error: {exc.reason or exc}"
+        text = f"TLS error: {getattr(exc, 'reason', None) or exc}"
     elif isinstance(exc, socket.timeout) and not exc.strerror:
         text = str(exc) or "timed out"
     elif isinstance(exc, OSError) and exc.strerror:

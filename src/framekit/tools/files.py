@@ -173,9 +173,12 @@ def _offers(paths: List[str]) -> List[_Offer]:
     offers = [_offer(p) for p in paths]
     seen: dict[str, str] = {}
     for offer in offers:
-        other = seen.setdefault(offer.info.name, offer.path)
-        if other != offer.path:
+        other = seen.get(offer.info.name)
+        if other == offer.path:
+            raise CommandError(f"{other} is given twice")
+        if other is not None:
             raise CommandError(f"{other} and {offer.path} would both be named {offer.info.name}")
+        seen[offer.info.name] = offer.path
     return offers
 
 
