@@ -78,6 +78,8 @@ _QUICK_E2E = (
     "naive",
     "readexactly",
     "readexactly-uvloop",
+    "raw-asyncio",
+    "raw-asyncio-uvloop",
     RAW,
 )
 

@@ -331,11 +331,16 @@ def check(contestant: Contestant, workload: WorkloadLike) -> Optional[str]:
         ``None`` if the output is right, else what went wrong (a wrong output
         or an exception).
     """
+    return _check(contestant, workload)[0]
+
+
+def _check(contestant: Contestant, workload: WorkloadLike) -> Tuple[Optional[str], float]:
+    """:func:`check`, and how long the checked call took (setup not included)."""
     try:
-        _, output = _call(contestant.make(workload, True))
-        return workload.verify(output)
+        elapsed, output = _call(contestant.make(workload, True))
+        return workload.verify(output), elapsed
     except Exception as exc:
-        return f"raised {type(exc).__name__}: {exc}"
+        return f"raised {type(exc).__name__}: {exc}", 0.0
 
 
 def _rotated(items: List[T], shift: int) -> List[T]:
@@ -377,9 +382,7 @@ def measure(comparison: Comparison, session: Session, settings: Settings) -> Lis
         if reason is not None:
             res.status, res.note = "skipped", reason
             continue
-        start = _clock()
-        wrong = check(c, workload)
-        checked = _clock() - start
+        wrong, checked = _check(c, workload)
         if wrong is not None:
             res.status, res.note = "failed", f"wrong output, not timed: {wrong}"
             continue

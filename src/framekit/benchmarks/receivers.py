@@ -14,7 +14,11 @@ Receivers:
 * framekit's asyncio transport, on the default loop and on uvloop;
 * the naive recv-exactly loop (``recv`` until 4 bytes, then until ``n``);
 * asyncio's ``StreamReader.readexactly``, on the same two loops;
-* raw ``recv_into`` of the same bytes into one buffer, no framing: the limit.
+* raw ``recv_into`` of the same bytes into one buffer, no framing: the limit;
+* the same without framing on asyncio (a ``BufferedProtocol`` that counts
+  bytes, on both loops): what the event loop itself costs, so that the gap
+  between framekit's asyncio transport and the limit can be told apart from
+  the gap between asyncio and a blocking loop.
 
 Every receiver handles a frame the way the simplest real handler would: it
 counts it (a run returns the count, checked after every timed run), or, in the
@@ -294,6 +298,57 @@ def _make_readexactly(loop_kind: str) -> Callable[[EndToEndWorkload, bool], _Run
     return make
 
 
+class _RawProtocol(asyncio.BufferedProtocol):
+    """asyncio's own zero-copy receive path with no framing: the asyncio limit."""
+
+    def __init__(self, size: int, done: asyncio.Future[int]) -> None:
+        self.view = memoryview(bytearray(size))
+        self.total = 0
+        self.keep = size > _RECV_SIZE
+        self.done = done
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.view[self.total :] if self.keep else self.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.total += nbytes
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        if not self.done.done():
+            if exc is None:
+                self.done.set_result(self.total)
+            else:
+                self.done.set_exception(exc)
+
+
+def _make_raw_asyncio(loop_kind: str) -> Callable[[EndToEndWorkload, bool], _Run]:
+    def make(w: EndToEndWorkload, keep: bool) -> _Run:
+        async def receive() -> Any:
+            loop = asyncio.get_running_loop()
+            done: asyncio.Future[int] = loop.create_future()
+            size = len(w.buffer) * w.repeats + _RECV_SIZE + 1 if keep else _RECV_SIZE
+            addr = parse_address(w.address)
+            if addr.is_unix:
+                conn = loop.create_unix_connection(lambda: _RawProtocol(size, done), addr.path)
+            else:
+                assert addr.host is not None and addr.port is not None
+                conn = loop.create_connection(
+                    lambda: _RawProtocol(size, done), addr.host, addr.port
+                )
+            transport, protocol = await conn
+            try:
+                total = await done
+            finally:
+                transport.close()
+            if keep:
+                return protocol.view[:total]
+            return total // w.frame_size if total % w.frame_size == 0 else -total
+
+        return _AsyncRun(w, _new_loop(loop_kind), receive)
+
+    return make
+
+
 def _make_framekit_asyncio(loop_kind: str) -> Callable[[EndToEndWorkload, bool], _Run]:
     def make(w: EndToEndWorkload, keep: bool) -> _Run:
         fk_asyncio = importlib.import_module("framekit.asyncio")
@@ -354,6 +409,19 @@ def receiver_contestants() -> List[Contestant]:
             "asyncio readexactly (uvloop)",
             ROLE_PEER,
             _make_readexactly("uvloop"),
+            needs=("uvloop",),
+        ),
+        Contestant(
+            "raw-asyncio",
+            "raw asyncio BufferedProtocol (no framing)",
+            ROLE_PEER,
+            _make_raw_asyncio("asyncio"),
+        ),
+        Contestant(
+            "raw-asyncio-uvloop",
+            "raw asyncio BufferedProtocol (uvloop)",
+            ROLE_PEER,
+            _make_raw_asyncio("uvloop"),
             needs=("uvloop",),
         ),
         Contestant(RAW, "raw recv_into (no framing)", ROLE_FLOOR, _make_raw),
