@@ -1,0 +1,316 @@
+"""Framed stream connections: :class:`Connection` and :func:`connect`.
+
+Design notes
+------------
+A :class:`Connection` is the application's side of a
+:class:`~.protocol.FramedProtocol`: it sends through the transport and takes
+frames out of the protocol's :class:`~.inbox.Inbox`.
+
+Receiving.  ``recv()`` and ``async for`` pop the next decoded frame directly
+from the inbox deque while it holds frames and no error: no future, no
+suspension, no helper coroutine.  That fast path is written out in both
+``recv()`` and ``__anext__()`` on purpose: sharing it through a helper
+coroutine would cost one more coroutine per frame, which is most of the
+per-frame budget.  Everything else (waiting, queued errors, the end of the
+stream) is :meth:`Inbox.get`, written once.
+
+Sending.  Small payloads are framed with ``codec.encode`` and written with one
+``transport.write``.  Large ones go out with
+``transport.writelines(codec.encode_parts(payload))``, which never copies the
+payload on loops that write buffers as they are (uvloop, Python >= 3.12);
+Python 3.11's selector loop joins them, as it would anyway.  ``send()`` then
+awaits only if the transport paused writing (see :mod:`.flow`), so a fast
+sender to a slow peer waits, and a sender that is not blocked never suspends.
+
+Closing.  ``close()`` closes the transport (flushing what is buffered) and
+waits for it to be gone, at most ``timeout`` seconds, after which it aborts: a
+peer that stopped reading cannot hold ``close()`` forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Union
+
+from .. import serializers
+from ..addresses import AddressLike, parse_address
+from ..errors import ConnectionClosed
+from ..interface import Codec
+from ..serializers import Serializer
+from ._options import check_serializer, make_codec
+from ._sockets import SSLArg, client_tls, connect_unix, host_port
+from .inbox import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FRAMES, check_limits
+from .protocol import FramedProtocol
+
+if TYPE_CHECKING:
+    from .datagram import DatagramEndpoint
+
+__all__ = ["CLOSE_TIMEOUT", "Connection", "connect"]
+
+#: Payloads at least this large are sent as ``[header, payload]`` without a copy.
+VECTORED_SEND_MIN = 16 * 1024
+#: Default bound, in seconds, on the graceful part of ``close()``.
+CLOSE_TIMEOUT = 10.0
+
+
+class Connection:
+    """A framed connection over a stream transport (TCP, TLS, Unix).
+
+    Made by :func:`connect` and by servers (see :func:`framekit.asyncio.serve`).
+
+    Attributes:
+        codec: the framing in use.
+        transport: the asyncio transport.
+        serializer: objects are sent and received through it, or None for bytes.
+    """
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        protocol: FramedProtocol,
+        *,
+        serializer: Optional[Serializer] = None,
+    ) -> None:
+        self.transport = transport
+        self.codec: Codec = protocol.codec
+        self.serializer = check_serializer(serializer)
+        self._protocol = protocol
+        self._inbox = protocol.inbox
+        self._flow = protocol.flow
+
+    # -- sending --------------------------------------------------------------
+
+    async def send(self, payload: Any) -> None:
+        """Send one frame; wait only if the peer is slow (flow control).
+
+        Args:
+            payload: bytes-like, or any object when the connection has a serializer.
+
+        Raises:
+            ConnectionClosed: the connection was closed.
+            ConnectionError: the connection was lost (reset, broken pipe).
+            SerializationError: the serializer failed.
+            ValueError: the codec cannot frame the payload (e.g. too large for
+                its length field).
+        """
+        if self.serializer is not None:
+            payload = serializers.dumps(self.serializer, payload)
+        flow = self._flow
+        flow.check()
+        if len(payload) < VECTORED_SEND_MIN:
+            self.transport.write(self.codec.encode(payload))
+        else:
+            self.transport.writelines(self.codec.encode_parts(payload))
+        if flow.paused:
+            await flow.wait()
+
+    async def send_many(self, payloads: Iterable[Any]) -> None:
+        """Send several frames with one write (``codec.encode_many``).
+
+        Raises:
+            As :meth:`send`; nothing is sent if any payload cannot be framed.
+        """
+        if self.serializer is not None:
+            serializer = self.serializer
+            payloads = [serializers.dumps(serializer, p) for p in payloads]
+        flow = self._flow
+        flow.check()
+        self.transport.write(self.codec.encode_many(payloads))
+        if flow.paused:
+            await flow.wait()
+
+    def write_eof(self) -> None:
+        """Half-close: tell the peer nothing more will be sent; keep receiving.
+
+        Raises:
+            NotImplementedError: the transport cannot half-close (TLS).
+        """
+        self.transport.write_eof()
+
+    # -- receiving ------------------------------------------------------------
+
+    async def recv(self) -> Any:
+        """Return the next frame (an object with a serializer).
+
+        Returns at once, without suspending, when a frame is already decoded.
+        Cancelling a waiting ``recv()`` loses nothing: the next frame stays queued.
+
+        Raises:
+            ConnectionClosed: the peer closed the connection cleanly (or it
+                was closed locally); raised again by every later call.
+            IncompleteFrame: the stream ended inside a frame.
+            FrameTooLarge: a frame above the codec's ``max_frame_size`` was
+                skipped; the connection goes on.
+            CorruptedFrame: the stream is corrupt; every later call raises it.
+            ConnectionError: the connection was reset.
+            SerializationError: the frame did not deserialize; the
+                connection goes on with the next frame.
+            RuntimeError: another coroutine is already waiting in ``recv()``.
+        """
+        inbox = self._inbox
+        items = inbox.items
+        if items and inbox.fast:
+            frame = items.popleft()
+        else:
+            frame = await inbox.get()
+        if self.serializer is None:
+            return frame
+        return serializers.loads(self.serializer, frame)
+
+    def __aiter__(self) -> Connection:
+        return self
+
+    async def __anext__(self) -> Any:
+        """Like :meth:`recv`, but a clean end stops the iteration."""
+        inbox = self._inbox
+        items = inbox.items
+        if items and inbox.fast:
+            frame = items.popleft()
+        else:
+            try:
+                frame = await inbox.get()
+            except ConnectionClosed:
+                raise StopAsyncIteration from None
+        if self.serializer is None:
+            return frame
+        return serializers.loads(self.serializer, frame)
+
+    @property
+    def queued_frames(self) -> int:
+        """Decoded frames waiting for ``recv()`` (errors not counted)."""
+        return len(self._inbox.items) - self._inbox.errors
+
+    @property
+    def queued_bytes(self) -> int:
+        """Total size of the decoded frames waiting for ``recv()``."""
+        return self._inbox.queued_bytes()
+
+    # -- addresses ------------------------------------------------------------
+
+    @property
+    def local_address(self) -> Any:
+        """The local socket address, as ``socket.getsockname()`` gives it."""
+        return self.transport.get_extra_info("sockname")
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's socket address, as ``socket.getpeername()`` gives it."""
+        return self.transport.get_extra_info("peername")
+
+    # -- closing --------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed or closing (locally or by loss)."""
+        return self.transport.is_closing() or self._protocol.lost.done()
+
+    async def close(self, timeout: Optional[float] = CLOSE_TIMEOUT) -> None:
+        """Close the connection: flush buffered data, then wait until it is gone.
+
+        Unread frames are dropped.  Safe to call more than once.
+
+        Args:
+            timeout: abort (drop unsent data) if the graceful close takes longer.
+        """
+        protocol = self._protocol
+        if not protocol.lost.done():
+            protocol.close()
+            try:
+                await asyncio.wait_for(asyncio.shield(protocol.lost), timeout)
+            except asyncio.TimeoutError:
+                protocol.close(abort=True)
+                await protocol.lost
+
+    def abort(self) -> None:
+        """Close at once, dropping unsent data."""
+        self._protocol.close(abort=True)
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is gone (closed locally or by the peer)."""
+        await asyncio.shield(self._protocol.lost)
+
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<framekit.asyncio.Connection {state} peer={self.remote_address!r}>"
+
+
+async def connect(
+    address: AddressLike,
+    codec: Optional[Codec] = None,
+    *,
+    ssl: SSLArg = None,
+    serializer: Optional[Serializer] = None,
+    max_queued_frames: int = DEFAULT_MAX_QUEUED_FRAMES,
+    max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+    max_datagram_size: Optional[int] = None,
+) -> Union[Connection, DatagramEndpoint]:
+    """Connect to a framed server.
+
+    Args:
+        address: ``tcp://host:port``, ``tls://host:port``, ``unix:///path``,
+            ``unix:@name``, ``udp://host:port``, ``unixgram:///path``,
+            ``unixgram:@name``, or a ``(host, port)`` tuple (TCP).
+        codec: the framing; None means ``framekit.LengthPrefixed()``.
+        ssl: for ``tls://``: an ``ssl.SSLContext``, or None/True for
+            ``ssl.create_default_context()`` (verified).
+        serializer: send and receive objects through it (e.g.
+            ``framekit.serializers.JSON``) instead of bytes.
+        max_queued_frames: pause reading above this many unread frames.
+        max_queued_bytes: pause reading above this many unread bytes.
+        max_datagram_size: datagram addresses only (see
+            :func:`framekit.asyncio.open_datagram`).
+
+    Returns:
+        A :class:`Connection` for stream addresses; a connected
+        :class:`~framekit.asyncio.DatagramEndpoint` for ``udp``/``unixgram``.
+
+    Raises:
+        ValueError: a malformed address, or ``ssl`` with a non-TLS address.
+        TypeError: ``codec`` or ``serializer`` lacks the needed methods.
+        OSError: the connection failed (refused, no such file, TLS failure...).
+    """
+    addr = parse_address(address)
+    codec = make_codec(codec)
+    check_serializer(serializer)
+    check_limits(max_queued_frames, max_queued_bytes)
+    if addr.is_datagram:
+        from .datagram import open_datagram
+
+        if ssl is not None and ssl is not False:
+            raise ValueError(f"ssl= is only for tls:// addresses, not {addr.url()}")
+        return await open_datagram(
+            remote=addr,
+            codec=codec,
+            serializer=serializer,
+            max_queued_frames=max_queued_frames,
+            max_queued_bytes=max_queued_bytes,
+            max_datagram_size=max_datagram_size,
+        )
+    if max_datagram_size is not None:
+        raise ValueError(f"max_datagram_size is only for datagram addresses, not {addr.url()}")
+    context, server_hostname = client_tls(addr, ssl)
+    loop = asyncio.get_running_loop()
+
+    def factory() -> FramedProtocol:
+        return FramedProtocol(
+            codec, max_queued_frames=max_queued_frames, max_queued_bytes=max_queued_bytes
+        )
+
+    if addr.is_unix:
+        sock = await connect_unix(addr)
+        try:
+            transport, protocol = await loop.create_unix_connection(factory, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+    else:
+        transport, protocol = await loop.create_connection(
+            factory, *host_port(addr), ssl=context, server_hostname=server_hostname
+        )
+    return Connection(transport, protocol, serializer=serializer)

@@ -1,0 +1,476 @@
+"""Framed datagram endpoints (UDP and Unix datagram sockets).
+
+Design notes
+------------
+Each datagram carries whole frames in the codec's format, and is decoded on
+its own with a fresh ``codec.decoder()``: ``feed(datagram)`` then ``eof()``.  A
+datagram that does not parse into whole frames (a bad length, trailing bytes,
+a frame cut short) is refused as a whole: ``recv()`` raises ``CorruptedFrame``
+with ``.address`` set to the sender, its cause chained, and ``.frames`` holding
+the intact frames that came before the bad bytes (they were *not* delivered;
+a stream's errors hold none, because a stream delivers them).  The endpoint
+stays usable: the next ``recv()`` returns the next datagram's frames.
+
+Truncation.  asyncio hands the protocol a datagram without ``recvmsg`` flags,
+so ``MSG_TRUNC`` is invisible.  asyncio's loop receives into 256 KiB (more than
+any UDP datagram); a longer Unix datagram arrives cut short, which the decoder
+sees as a cut-off frame: a malformed datagram, as above.  framekit's own
+transport (used for Unix datagrams on other loops, see :mod:`._unixgram`)
+receives into ``max_datagram_size + 1`` bytes.  Either way a datagram longer
+than ``max_datagram_size`` is refused with ``CorruptedFrame``.
+
+Sending.  ``send_many`` packs consecutive frames into as few datagrams as
+``max_datagram_size`` allows.  A frame that cannot fit one datagram raises
+``FrameTooLarge`` at send time, before anything is sent: a datagram socket
+would otherwise fail with ``EMSGSIZE``, or the peer would see a truncated
+datagram.
+
+Backpressure.  A datagram socket has no flow control to push back with; when
+more frames or bytes wait unread than the bounds allow, new datagrams are
+dropped (and counted in :attr:`DatagramEndpoint.dropped`), as the kernel drops
+them when its own buffer is full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+from typing import Any, Iterable, List, Optional, Tuple
+
+from .. import serializers
+from ..addresses import SCHEMES, Address, AddressLike, parse_address
+from ..errors import ConnectionClosed, CorruptedFrame, FrameTooLarge, FramingError
+from ..interface import Codec
+from ..serializers import Serializer
+from ._options import check_serializer, make_codec
+from ._sockets import (
+    DEFAULT_UNIX_MODE,
+    UnixFile,
+    bind_unix,
+    connect_unix,
+    host_port,
+    peer_name,
+)
+from ._unixgram import create_socket_datagram_endpoint
+from .flow import WriteFlow
+from .inbox import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FRAMES, Inbox, check_limits
+
+__all__ = [
+    "DEFAULT_MAX_DATAGRAM_SIZE",
+    "DEFAULT_MAX_UNIX_DATAGRAM_SIZE",
+    "DatagramEndpoint",
+    "DatagramProtocol",
+    "open_datagram",
+]
+
+logger = logging.getLogger("framekit")
+
+#: Largest UDP payload over IPv4 (65535 - 8-byte UDP header - 20-byte IP header).
+DEFAULT_MAX_DATAGRAM_SIZE = 65507
+#: Default largest Unix datagram.
+DEFAULT_MAX_UNIX_DATAGRAM_SIZE = 64 * 1024
+
+
+def _frame_size(item: Tuple[bytes, Any]) -> int:
+    return len(item[0])
+
+
+class DatagramProtocol(asyncio.DatagramProtocol):
+    """Decodes each datagram into frames; used by :class:`DatagramEndpoint`.
+
+    Args:
+        codec: the framing.
+        max_datagram_size: longer datagrams are refused.
+        max_queued_frames: drop datagrams above this many unread frames.
+        max_queued_bytes: drop datagrams above this many unread bytes.
+    """
+
+    def __init__(
+        self,
+        codec: Codec,
+        max_datagram_size: int,
+        *,
+        max_queued_frames: int = DEFAULT_MAX_QUEUED_FRAMES,
+        max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+    ) -> None:
+        self.codec = codec
+        self.max_datagram_size = max_datagram_size
+        self.inbox = Inbox(max_queued_frames, max_queued_bytes, _frame_size, exact=True)
+        self.flow = WriteFlow()
+        self.transport: Optional[asyncio.DatagramTransport] = None
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        #: Datagrams dropped because too many frames waited unread.
+        self.dropped = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        inbox = self.inbox
+        if inbox.over_limit or inbox.ended:
+            self.dropped += 1
+            if self.dropped == 1:
+                logger.warning(
+                    "datagram endpoint: %d frames unread, dropping datagrams", len(inbox.items)
+                )
+            return
+        if len(data) > self.max_datagram_size:
+            inbox.put_error(
+                CorruptedFrame(
+                    f"datagram of {len(data)} bytes from {peer_name(addr)} is larger than "
+                    f"max_datagram_size ({self.max_datagram_size}); dropped",
+                    address=addr,
+                )
+            )
+            return
+        decoder = self.codec.decoder()
+        frames: List[bytes] = []
+        try:
+            frames = decoder.feed(data)
+            decoder.eof()
+        except FramingError as exc:
+            error = CorruptedFrame(
+                f"malformed datagram of {len(data)} bytes from {peer_name(addr)}: {exc}",
+                frames=frames + exc.frames,
+                address=addr,
+            )
+            error.__cause__ = exc
+            inbox.put_error(error)
+            return
+        if frames:
+            inbox.put([(frame, addr) for frame in frames], sum(map(len, frames)))
+
+    def error_received(self, exc: Exception) -> None:
+        if not self.inbox.over_limit:
+            self.inbox.put_error(exc)
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self.inbox.end(ConnectionClosed, "the datagram endpoint was closed")
+        self.flow.fail(exc, "the datagram endpoint was closed")
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.flow.pause()
+
+    def resume_writing(self) -> None:
+        self.flow.resume()
+
+
+def _sockaddr(address: Any) -> Any:
+    """A URL or :class:`Address` becomes a socket address; anything else is one."""
+    if isinstance(address, Address):
+        return address.sockaddr
+    if isinstance(address, str) and address.partition(":")[0].lower() in SCHEMES:
+        return parse_address(address).sockaddr
+    return address
+
+
+class DatagramEndpoint:
+    """A framed datagram socket: ``send``/``sendto``, ``recv``/``recvfrom``.
+
+    Made by :func:`open_datagram`, by :func:`framekit.asyncio.connect` for
+    ``udp://``/``unixgram://``, and by datagram servers.
+
+    Attributes:
+        codec: the framing in use.
+        transport: the asyncio datagram transport.
+        serializer: objects are sent and received through it, or None for bytes.
+        max_datagram_size: the largest datagram sent or accepted.
+    """
+
+    def __init__(
+        self,
+        transport: asyncio.DatagramTransport,
+        protocol: DatagramProtocol,
+        *,
+        serializer: Optional[Serializer] = None,
+        unix_file: Optional[UnixFile] = None,
+    ) -> None:
+        self.transport = transport
+        self.codec = protocol.codec
+        self.serializer = check_serializer(serializer)
+        self.max_datagram_size = protocol.max_datagram_size
+        self._protocol = protocol
+        self._unix_file = unix_file
+
+    # -- sending --------------------------------------------------------------
+
+    def _frame(self, payload: Any) -> bytes:
+        if self.serializer is not None:
+            payload = serializers.dumps(self.serializer, payload)
+        data = self.codec.encode(payload)
+        if len(data) > self.max_datagram_size:
+            raise FrameTooLarge(
+                f"a frame of {len(data)} bytes does not fit one datagram "
+                f"(max_datagram_size={self.max_datagram_size})",
+                frame_length=len(data),
+                max_frame_size=self.max_datagram_size,
+            )
+        return data
+
+    async def _sendto(self, datagrams: Iterable[bytes], address: Any) -> None:
+        flow = self._protocol.flow
+        flow.check()
+        if address is None and self.remote_address is None:
+            raise OSError(
+                errno.EDESTADDRREQ, "the endpoint is not connected: use sendto(payload, address)"
+            )
+        sockaddr = None if address is None else _sockaddr(address)
+        for datagram in datagrams:
+            self.transport.sendto(datagram, sockaddr)
+        if flow.paused:
+            await flow.wait()
+
+    async def send(self, payload: Any) -> None:
+        """Send one frame, as one datagram, to the connected peer.
+
+        Raises:
+            FrameTooLarge: the frame does not fit one datagram.
+            OSError: ``EDESTADDRREQ`` if the endpoint is not connected.
+            ConnectionClosed: the endpoint was closed.
+            SerializationError: the serializer failed.
+        """
+        await self._sendto((self._frame(payload),), None)
+
+    async def sendto(self, payload: Any, address: Any) -> None:
+        """Send one frame, as one datagram, to ``address``.
+
+        Args:
+            payload: bytes-like, or an object with a serializer.
+            address: a socket address (as :meth:`recvfrom` returns), an
+                address URL, or an :class:`~framekit.addresses.Address`.
+
+        Raises:
+            As :meth:`send`.
+        """
+        await self._sendto((self._frame(payload),), address)
+
+    async def send_many(self, payloads: Iterable[Any], address: Any = None) -> None:
+        """Send frames packed into as few datagrams as ``max_datagram_size`` allows.
+
+        Args:
+            payloads: the frames' payloads, in order.
+            address: the destination; None for the connected peer.
+
+        Raises:
+            As :meth:`send`; nothing is sent if any frame does not fit a datagram.
+        """
+        datagrams: List[bytes] = []
+        group: List[bytes] = []
+        size = 0
+        for frame in [self._frame(p) for p in payloads]:
+            if size + len(frame) > self.max_datagram_size:
+                datagrams.append(b"".join(group))
+                group, size = [], 0
+            group.append(frame)
+            size += len(frame)
+        if group:
+            datagrams.append(b"".join(group))
+        await self._sendto(datagrams, address)
+
+    # -- receiving ------------------------------------------------------------
+
+    async def recvfrom(self) -> Tuple[Any, Any]:
+        """Return the next frame and its sender's address.
+
+        Raises:
+            CorruptedFrame: a malformed datagram (``.address`` is its sender);
+                the endpoint stays usable.
+            ConnectionClosed: the endpoint was closed.
+            OSError: an error the socket reported (e.g. ``ConnectionRefusedError``
+                after sending to a closed port).
+            SerializationError: the frame did not deserialize.
+            RuntimeError: another coroutine is already waiting.
+        """
+        frame, address = await self._protocol.inbox.get()
+        if self.serializer is not None:
+            frame = serializers.loads(self.serializer, frame)
+        return frame, address
+
+    async def recv(self) -> Any:
+        """Return the next frame, from whichever sender.
+
+        Raises:
+            As :meth:`recvfrom`.
+        """
+        frame, _ = await self.recvfrom()
+        return frame
+
+    def __aiter__(self) -> DatagramEndpoint:
+        return self
+
+    async def __anext__(self) -> Any:
+        """The next frame (as :meth:`recv`), until the endpoint is closed."""
+        try:
+            return await self.recv()
+        except ConnectionClosed:
+            raise StopAsyncIteration from None
+
+    @property
+    def dropped(self) -> int:
+        """Datagrams dropped because too many frames waited unread."""
+        return self._protocol.dropped
+
+    @property
+    def queued_frames(self) -> int:
+        """Decoded frames waiting for ``recv()``."""
+        inbox = self._protocol.inbox
+        return len(inbox.items) - inbox.errors
+
+    # -- addresses ------------------------------------------------------------
+
+    @property
+    def local_address(self) -> Any:
+        """The bound socket address (``getsockname()``)."""
+        return self.transport.get_extra_info("sockname")
+
+    @property
+    def remote_address(self) -> Any:
+        """The connected peer's address, or None."""
+        return self.transport.get_extra_info("peername")
+
+    # -- closing --------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Whether the endpoint is closed or closing."""
+        return self.transport.is_closing() or self._protocol.lost.done()
+
+    def abort(self) -> None:
+        """Close at once, dropping unsent datagrams."""
+        self._close(abort=True)
+
+    def _close(self, *, abort: bool) -> None:
+        protocol = self._protocol
+        protocol.inbox.clear()
+        protocol.inbox.end(ConnectionClosed, "the datagram endpoint was closed")
+        protocol.flow.fail(None, "the datagram endpoint was closed")
+        if abort:
+            self.transport.abort()
+        else:
+            self.transport.close()
+        if self._unix_file is not None:
+            self._unix_file.remove()
+            self._unix_file = None
+
+    async def close(self) -> None:
+        """Close the endpoint (after sending what is buffered) and wait until it is.
+
+        A Unix socket file it bound is removed.  Safe to call more than once.
+        """
+        self._close(abort=False)
+        await asyncio.shield(self._protocol.lost)
+
+    async def __aenter__(self) -> DatagramEndpoint:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<framekit.asyncio.DatagramEndpoint {state} local={self.local_address!r}>"
+
+
+def _datagram_address(address: Optional[AddressLike], role: str) -> Optional[Address]:
+    if address is None:
+        return None
+    addr = parse_address(address)
+    if not addr.is_datagram:
+        raise ValueError(f"{role} must be a udp:// or unixgram:// address, not {addr.url()}")
+    return addr
+
+
+async def open_datagram(
+    local: Optional[AddressLike] = None,
+    remote: Optional[AddressLike] = None,
+    codec: Optional[Codec] = None,
+    *,
+    serializer: Optional[Serializer] = None,
+    max_datagram_size: Optional[int] = None,
+    max_queued_frames: int = DEFAULT_MAX_QUEUED_FRAMES,
+    max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+    unix_mode: Optional[int] = DEFAULT_UNIX_MODE,
+) -> DatagramEndpoint:
+    """Open a framed datagram endpoint bound to ``local``, connected to ``remote``, or both.
+
+    Args:
+        local: ``udp://host:port`` (port 0: any free port),
+            ``unixgram:///path`` or ``unixgram:@name`` to bind to.
+        remote: the peer to connect to, for :meth:`DatagramEndpoint.send`.
+            A Unix endpoint with no ``local`` is bound to an automatic
+            abstract name (Linux), so the peer can reply.
+        codec: the framing; None means ``framekit.LengthPrefixed()``.
+        serializer: send and receive objects through it instead of bytes.
+        max_datagram_size: the largest datagram sent or accepted; default
+            65507 for UDP, 65536 for Unix datagrams.
+        max_queued_frames: drop datagrams above this many unread frames.
+        max_queued_bytes: drop datagrams above this many unread bytes.
+        unix_mode: permissions of a bound socket file (None: leave the umask's).
+
+    Raises:
+        ValueError: neither address given, a non-datagram address, or two
+            addresses of different kinds.
+        OSError: binding or connecting failed (``EADDRINUSE`` for a Unix path
+            a live endpoint owns).
+    """
+    loc = _datagram_address(local, "local")
+    rem = _datagram_address(remote, "remote")
+    if loc is None and rem is None:
+        raise ValueError("open_datagram needs a local address, a remote address, or both")
+    if loc is not None and rem is not None and loc.scheme != rem.scheme:
+        raise ValueError(f"local and remote differ in kind: {loc.url()} and {rem.url()}")
+    codec = make_codec(codec)
+    check_serializer(serializer)
+    check_limits(max_queued_frames, max_queued_bytes)
+    first = loc if loc is not None else rem
+    assert first is not None
+    if max_datagram_size is None:
+        max_datagram_size = (
+            DEFAULT_MAX_UNIX_DATAGRAM_SIZE if first.is_unix else DEFAULT_MAX_DATAGRAM_SIZE
+        )
+    elif isinstance(max_datagram_size, bool) or max_datagram_size < 1:
+        raise ValueError(f"max_datagram_size must be a positive int, got {max_datagram_size!r}")
+    loop = asyncio.get_running_loop()
+    size = max_datagram_size
+
+    def factory() -> DatagramProtocol:
+        return DatagramProtocol(
+            codec, size, max_queued_frames=max_queued_frames, max_queued_bytes=max_queued_bytes
+        )
+
+    unix_file: Optional[UnixFile] = None
+    transport: asyncio.DatagramTransport
+    if first.is_unix:
+        if loc is not None:
+            sock, unix_file = bind_unix(loc, unix_mode)
+            try:
+                if rem is not None:
+                    sock.connect(rem.sockaddr)
+            except BaseException:
+                sock.close()
+                if unix_file is not None:
+                    unix_file.remove()
+                raise
+        else:
+            assert rem is not None
+            sock = await connect_unix(rem)
+        try:
+            if isinstance(loop, asyncio.BaseEventLoop):
+                transport, protocol = await loop.create_datagram_endpoint(factory, sock=sock)
+            else:
+                transport, protocol = await create_socket_datagram_endpoint(factory, sock, size + 1)
+        except BaseException:
+            sock.close()
+            if unix_file is not None:
+                unix_file.remove()
+            raise
+    else:
+        transport, protocol = await loop.create_datagram_endpoint(
+            factory,
+            local_addr=None if loc is None else host_port(loc),
+            remote_addr=None if rem is None else host_port(rem),
+        )
+    return DatagramEndpoint(transport, protocol, serializer=serializer, unix_file=unix_file)

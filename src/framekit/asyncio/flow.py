@@ -1,0 +1,83 @@
+"""Send-side flow control shared by stream and datagram protocols.
+
+Design notes
+------------
+asyncio transports buffer what the kernel does not take at once and call the
+protocol's ``pause_writing()`` when that buffer goes above its high-water mark,
+``resume_writing()`` when it drains below the low-water mark.  ``send()`` writes
+and then, *only if* writing is paused, awaits a future that ``resume_writing()``
+completes.  Checking a flag costs nothing; awaiting ``StreamWriter.drain()``
+after every write costs a coroutine per frame even when nothing is buffered.
+
+Each waiting sender gets its own future, so cancelling one ``send()`` does not
+cancel the others.  When the connection is lost (or closed locally) every
+waiter gets the error, and every later ``send()`` raises it at once instead of
+writing into a dead transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import List, Optional
+
+from ..errors import ConnectionClosed
+
+__all__ = ["WriteFlow"]
+
+
+class WriteFlow:
+    """Pause/resume state of one transport's write side, and its waiting senders."""
+
+    __slots__ = ("_waiters", "error", "paused")
+
+    def __init__(self) -> None:
+        #: True between ``pause_writing()`` and ``resume_writing()``.
+        self.paused = False
+        #: Set once writing is impossible: raised by every later send.
+        self.error: Optional[BaseException] = None
+        self._waiters: List[asyncio.Future[None]] = []
+
+    def pause(self) -> None:
+        """The transport's write buffer went above its high-water mark."""
+        self.paused = True
+
+    def resume(self) -> None:
+        """The transport's write buffer drained below its low-water mark."""
+        self.paused = False
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def fail(self, exc: Optional[BaseException], message: str = "connection is closed") -> None:
+        """Writing is over: wake every waiter with ``exc`` (``ConnectionClosed`` if None)."""
+        if self.error is not None:
+            return
+        self.error = exc if exc is not None else ConnectionClosed(message)
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(self.error)
+                # A waiter whose sender was cancelled would log "exception never
+                # retrieved"; mark it retrieved.
+                waiter.exception()
+
+    def check(self) -> None:
+        """Raise the error that ended writing, if any."""
+        if self.error is not None:
+            # The same instance may be raised many times: start a fresh traceback.
+            raise self.error.with_traceback(None)
+
+    async def wait(self) -> None:
+        """Wait until writing is resumed (return at once if it is not paused).
+
+        Raises:
+            ConnectionError: the connection was lost or closed while waiting.
+        """
+        while self.paused:
+            self.check()
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                self._waiters.remove(waiter)
+        self.check()

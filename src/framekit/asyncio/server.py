@@ -1,0 +1,334 @@
+"""Framed servers: :func:`serve` and :class:`Server`.
+
+Design notes
+------------
+Stream servers (``tcp``, ``tls``, ``unix``) run ``handler(conn)`` as one task
+per connection, started from the protocol's ``connection_made`` (after the TLS
+handshake, which asyncio does without blocking the accept loop).
+
+Isolation.  Whatever ends a handler (a clean EOF, bad input from the client,
+a reset, a bug in the handler) ends only that task, and the task's ``finally``
+closes only that connection.  Each end is logged on the ``framekit`` logger:
+a clean close at DEBUG, a client's bad frames or a lost connection at WARNING
+(one line, no traceback: the client misbehaved, not the server), and any other
+exception from the handler at ERROR with its traceback.
+
+``max_connections``.  asyncio has no public way to stop accepting for a while,
+so a connection above the bound is accepted, logged at WARNING and closed at
+once: the client sees a clean close rather than a hang in the backlog.  (The
+blocking API may choose otherwise; the bound on memory and tasks is the same.)
+
+Closing.  ``close()`` stops accepting, removes the Unix socket file, closes
+every client connection and cancels every handler (a handler awaiting
+something other than ``recv()`` would otherwise never notice).
+``wait_closed()`` waits for the handlers' tasks, each of which waits (at most
+:data:`~.connection.CLOSE_TIMEOUT` seconds) for its connection to close.
+
+Datagram addresses (``udp``, ``unixgram``) have no connections: ``serve()``
+binds one :class:`~.datagram.DatagramEndpoint` and runs ``handler(endpoint)``
+once, as one task; the handler loops over ``recvfrom()`` and replies with
+``sendto()``.  When that handler returns, the server closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl as _ssl
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Union
+
+from ..addresses import Address, AddressLike, address_from_sockaddr, parse_address
+from ..errors import ConnectionClosed, FramingError
+from ..interface import Codec
+from ..serializers import Serializer
+from ._options import check_serializer, make_codec
+from ._sockets import (
+    DEFAULT_UNIX_MODE,
+    SSLArg,
+    UnixFile,
+    bind_unix,
+    host_port,
+    peer_name,
+    server_tls,
+)
+from .connection import Connection
+from .datagram import DatagramEndpoint, open_datagram
+from .inbox import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FRAMES, check_limits
+from .protocol import FramedProtocol
+
+__all__ = ["Handler", "Server", "serve"]
+
+logger = logging.getLogger("framekit")
+
+#: ``async def handler(conn) -> None``: a :class:`Connection`, or the
+#: :class:`DatagramEndpoint` of a datagram server.
+Handler = Callable[[Any], Awaitable[Any]]
+
+Peer = Union[Connection, DatagramEndpoint]
+
+
+class Server:
+    """A running framed server; made by :func:`serve`.
+
+    Use ``async with server:`` (closes it on exit), ``await
+    server.serve_forever()``, or ``server.close()`` then ``await
+    server.wait_closed()``.
+    """
+
+    def __init__(
+        self,
+        address: Address,
+        handler: Handler,
+        codec: Codec,
+        *,
+        serializer: Optional[Serializer],
+        max_connections: Optional[int],
+        max_queued_frames: int,
+        max_queued_bytes: int,
+    ) -> None:
+        self._requested = address
+        self._handler = handler
+        self._codec = codec
+        self._serializer = serializer
+        self._max_connections = max_connections
+        self._max_queued_frames = max_queued_frames
+        self._max_queued_bytes = max_queued_bytes
+        self._loop = asyncio.get_running_loop()
+        self._closed: asyncio.Future[None] = self._loop.create_future()
+        self._tasks: Dict[Peer, asyncio.Task[None]] = {}
+        self._server: Optional[asyncio.AbstractServer] = None
+        self._endpoint: Optional[DatagramEndpoint] = None
+        self._unix_file: Optional[UnixFile] = None
+        self._address = ""
+
+    # -- starting -------------------------------------------------------------
+
+    def _protocol_factory(self) -> FramedProtocol:
+        return FramedProtocol(
+            self._codec,
+            max_queued_frames=self._max_queued_frames,
+            max_queued_bytes=self._max_queued_bytes,
+            on_connection_made=self._connection_made,
+        )
+
+    async def _start(
+        self, ssl: Optional[_ssl.SSLContext], unix_mode: Optional[int], backlog: int
+    ) -> None:
+        addr = self._requested
+        if addr.is_unix:
+            sock, self._unix_file = bind_unix(addr, unix_mode)
+            try:
+                self._server = await self._loop.create_unix_server(
+                    self._protocol_factory, sock=sock, backlog=backlog
+                )
+            except BaseException:
+                sock.close()
+                if self._unix_file is not None:
+                    self._unix_file.remove()
+                raise
+        else:
+            self._server = await self._loop.create_server(
+                self._protocol_factory, *host_port(addr), ssl=ssl, backlog=backlog
+            )
+        sockname = self._server.sockets[0].getsockname()
+        self._address = address_from_sockaddr(addr.scheme, sockname).url()
+
+    def _start_datagram(self, endpoint: DatagramEndpoint) -> None:
+        self._endpoint = endpoint
+        self._address = address_from_sockaddr(self._requested.scheme, endpoint.local_address).url()
+        self._start_handler(endpoint, f"datagram endpoint {self._address}")
+
+    def _connection_made(self, protocol: FramedProtocol) -> None:
+        transport = protocol.transport
+        assert transport is not None
+        peer = peer_name(transport.get_extra_info("peername"))
+        if self._closed.done():
+            protocol.close(abort=True)
+            return
+        if self._max_connections is not None and len(self._tasks) >= self._max_connections:
+            logger.warning(
+                "%s: refusing connection from %s: max_connections (%d) reached",
+                self._address,
+                peer,
+                self._max_connections,
+            )
+            protocol.close()
+            return
+        conn = Connection(transport, protocol, serializer=self._serializer)
+        self._start_handler(conn, f"connection from {peer}")
+
+    def _start_handler(self, peer: Peer, name: str) -> None:
+        self._tasks[peer] = self._loop.create_task(self._run(peer, name))
+
+    async def _run(self, peer: Peer, name: str) -> None:
+        try:
+            await self._handler(peer)
+        except ConnectionClosed:
+            logger.debug("%s: %s closed", self._address, name)
+        except asyncio.CancelledError:
+            logger.debug("%s: %s: handler cancelled", self._address, name)
+        except FramingError as exc:
+            logger.warning(
+                "%s: closing %s: bad input: %s: %s", self._address, name, type(exc).__name__, exc
+            )
+        except (ConnectionError, _ssl.SSLError) as exc:
+            logger.warning("%s: %s lost: %s: %s", self._address, name, type(exc).__name__, exc)
+        except Exception:
+            logger.exception("%s: handler failed on %s; closing it", self._address, name)
+        finally:
+            self._tasks.pop(peer, None)
+            await peer.close()
+            if peer is self._endpoint:
+                self.close()
+
+    # -- public API -----------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        """The bound address as a URL that :func:`~framekit.asyncio.connect`
+        accepts, with the real port (``tcp://127.0.0.1:40123``)."""
+        return self._address
+
+    @property
+    def connections(self) -> List[Peer]:
+        """The client connections being handled (the endpoint, for datagrams)."""
+        return list(self._tasks)
+
+    def is_serving(self) -> bool:
+        """Whether the server accepts connections (or datagrams)."""
+        return not self._closed.done()
+
+    def close(self) -> None:
+        """Stop serving: stop accepting, close every client connection, cancel
+        the handlers.  Safe to call more than once; see :meth:`wait_closed`."""
+        if self._closed.done():
+            return
+        self._closed.set_result(None)
+        if self._server is not None:
+            self._server.close()
+        if self._unix_file is not None:
+            self._unix_file.remove()
+        for peer, task in list(self._tasks.items()):
+            if isinstance(peer, Connection):
+                peer._protocol.close()
+            else:
+                peer._close(abort=False)
+            task.cancel()
+
+    async def wait_closed(self) -> None:
+        """Wait until the server is closed and every handler has finished."""
+        await asyncio.shield(self._closed)
+        while self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+        if self._endpoint is not None:
+            await self._endpoint.close()
+
+    async def serve_forever(self) -> None:
+        """Serve until :meth:`close` is called or this coroutine is cancelled
+        (which closes the server)."""
+        try:
+            await asyncio.shield(self._closed)
+        except asyncio.CancelledError:
+            self.close()
+            await self.wait_closed()
+            raise
+        await self.wait_closed()
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+    def __repr__(self) -> str:
+        state = "serving" if self.is_serving() else "closed"
+        return f"<framekit.asyncio.Server {self._address} {state}, {len(self._tasks)} handlers>"
+
+
+async def serve(
+    address: AddressLike,
+    handler: Handler,
+    codec: Optional[Codec] = None,
+    *,
+    ssl: SSLArg = None,
+    max_connections: Optional[int] = None,
+    serializer: Optional[Serializer] = None,
+    max_queued_frames: int = DEFAULT_MAX_QUEUED_FRAMES,
+    max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+    max_datagram_size: Optional[int] = None,
+    unix_mode: Optional[int] = DEFAULT_UNIX_MODE,
+    backlog: int = 100,
+) -> Server:
+    """Bind ``address`` and serve: ``await handler(conn)`` runs once per connection.
+
+    Args:
+        address: ``tcp://host:port`` (port 0: a free port, see
+            :attr:`Server.address`), ``tls://host:port``, ``unix:///path``,
+            ``unix:@name``, ``udp://host:port``, ``unixgram:///path``, or a
+            ``(host, port)`` tuple (TCP).
+        handler: ``async def handler(conn)``, given a :class:`Connection`; for
+            datagram addresses it runs once, given the
+            :class:`~framekit.asyncio.DatagramEndpoint`.
+        codec: the framing; None means ``framekit.LengthPrefixed()``.
+        ssl: the server's ``ssl.SSLContext`` (with its certificate); required
+            for ``tls://`` and refused for other schemes.
+        max_connections: connections handled at once; more are closed at once
+            (and logged).  None: no bound.
+        serializer: connections send and receive objects through it.
+        max_queued_frames: per connection, pause reading above this many
+            unread frames.
+        max_queued_bytes: per connection, pause reading above this many
+            unread bytes.
+        max_datagram_size: datagram addresses only (see
+            :func:`~framekit.asyncio.open_datagram`).
+        unix_mode: permissions of the Unix socket file (None: the umask's).
+        backlog: the listen backlog.
+
+    Returns:
+        The :class:`Server`, already serving.
+
+    Raises:
+        ValueError: a malformed address, a ``tls://`` address without an
+            ``SSLContext``, ``ssl`` with another scheme, or a bad bound.
+        OSError: binding failed (``EADDRINUSE``: a live server owns the
+            address or the Unix path).
+    """
+    addr = parse_address(address)
+    codec = make_codec(codec)
+    check_serializer(serializer)
+    check_limits(max_queued_frames, max_queued_bytes)
+    if max_connections is not None and (
+        isinstance(max_connections, bool)
+        or not isinstance(max_connections, int)
+        or max_connections < 1
+    ):
+        raise ValueError(f"max_connections must be a positive int or None, not {max_connections!r}")
+    context = server_tls(addr, ssl)
+    server = Server(
+        addr,
+        handler,
+        codec,
+        serializer=serializer,
+        max_connections=max_connections,
+        max_queued_frames=max_queued_frames,
+        max_queued_bytes=max_queued_bytes,
+    )
+    if addr.is_datagram:
+        endpoint = await open_datagram(
+            local=addr,
+            codec=codec,
+            serializer=serializer,
+            max_datagram_size=max_datagram_size,
+            max_queued_frames=max_queued_frames,
+            max_queued_bytes=max_queued_bytes,
+            unix_mode=unix_mode,
+        )
+        server._start_datagram(endpoint)
+    else:
+        if max_datagram_size is not None:
+            raise ValueError(f"max_datagram_size is only for datagram addresses, not {addr.url()}")
+        await server._start(context, unix_mode, backlog)
+    return server
