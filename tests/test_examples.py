@@ -168,31 +168,33 @@ def test_rpc(use_msgpack: bool) -> None:
     if use_msgpack and framekit.serializers.MSGPACK is None:
         pytest.skip("msgpack is not installed")
     proto = rpc.protocol(use_msgpack)
-    with framekit.serve("tcp://127.0.0.1:0", rpc.Service, **proto).start() as server:
-        with framekit.connect(server.address, timeout=5, **proto) as conn:
-            assert rpc.call(conn, 1, "add", 2, 3, 4) == 9
-            assert rpc.call(conn, 2, "upper", "typed") == "TYPED"
-            with pytest.raises(rpc.RemoteError, match="no method 'pow'"):
-                rpc.call(conn, 3, "pow", 2, 8)
-            assert rpc.call(conn, 4, "add", 1) == 1  # an error costs nothing else
+    with (
+        framekit.serve("tcp://127.0.0.1:0", rpc.Service, **proto).start() as server,
+        framekit.connect(server.address, timeout=5, **proto) as conn,
+    ):
+        assert rpc.call(conn, 1, "add", 2, 3, 4) == 9
+        assert rpc.call(conn, 2, "upper", "typed") == "TYPED"
+        with pytest.raises(rpc.RemoteError, match="no method 'pow'"):
+            rpc.call(conn, 3, "pow", 2, 8)
+        assert rpc.call(conn, 4, "add", 1) == 1  # an error costs nothing else
 
 
 def test_rpc_wire_format(LP: Any) -> None:
     rpc = load("rpc")
     raw = rpc.Typed().encode(b'Q{"id": 7, "method": "add", "params": [1, 2]}')
     assert raw[:5] == b"Q\x00\x00\x00\x2c"  # type byte, then the body's length
-    with framekit.serve("tcp://127.0.0.1:0", rpc.Service, **rpc.protocol()).start() as server:
-        with socket.create_connection(("127.0.0.1", int(server.address.rsplit(":", 1)[1]))) as s:
-            s.settimeout(5)
-            s.sendall(raw[:3])  # in two pieces, as TCP may deliver it
-            s.sendall(raw[3:])
-            reply = LP(4, length_offset=1, strip=0).decoder()
-            frames: List[bytes] = []
-            for _ in range(100):  # until the whole reply is in
-                data = s.recv(100)
-                frames += reply.feed(data)
-                if frames or not data:
-                    break
+    server = framekit.serve("tcp://127.0.0.1:0", rpc.Service, **rpc.protocol())
+    port = int(server.address.rsplit(":", 1)[1])
+    with server.start(), socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(raw[:3])  # in two pieces, as TCP may deliver it
+        s.sendall(raw[3:])
+        reply = LP(4, length_offset=1, strip=0).decoder()
+        frames: List[bytes] = []
+        for _ in range(100):  # until the whole reply is in
+            data = s.recv(100)
+            frames += reply.feed(data)
+            if frames or not data:
+                break
     assert frames == [b'R\x00\x00\x00\x13{"id":7,"result":3}']
 
 
