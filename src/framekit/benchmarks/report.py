@@ -183,26 +183,46 @@ def skipped_notes(results: Iterable[Result]) -> List[str]:
 
 
 def markdown_table(results: Sequence[Result], verdicts: Sequence[Verdict] = ()) -> str:
-    """The results as Markdown: one table per scenario, ratios first, then the targets."""
-    marks = _target_marks(verdicts)
+    """The results as Markdown ratio matrices, then the targets (made for a README).
+
+    One matrix per scenario: a row per contestant, a column per payload
+    size, each cell the throughput relative to a reference row of the same
+    comparison: framekit's pure-Python backend for the codec scenarios, the
+    floor (raw ``recv_into``) for the end-to-end ones.  Ratios, not absolute
+    numbers, because only ratios carry over to another machine.
+    """
     out: List[str] = []
     for title, comparisons in _by_scenario(results).items():
-        floors = {r.floor for rows in comparisons for r in rows if r.floor}
-        out.append(
-            f"**{title}** (vs floor: {', '.join(sorted(floors))})\n" if floors else f"**{title}**\n"
+        end_to_end = comparisons[0][0].scenario.startswith("e2e")
+        reference = next(
+            (
+                r.floor if end_to_end else r.label
+                for rows in comparisons
+                for r in rows
+                if (r.floor if end_to_end else r.role == ROLE_PYTHON and r.ok)
+            ),
+            None,
         )
-        out.append("| size | contestant | vs python | vs floor | frames/s | MB/s | target |")
-        out.append("|---|---|--:|--:|--:|--:|---|")
+        if reference is None:
+            continue
+        sizes = [rows[0].size for rows in comparisons]
+        cells: Dict[str, Dict[int, str]] = {}
         for rows in comparisons:
             for r in rows:
                 if r.status == "skipped":
                     continue
-                name, fps, mbs, _, vs_python, vs_floor, mark = _cells(r, marks)
-                cells = [size_label(r.size), name, vs_python, vs_floor, fps, mbs, mark]
-                out.append("| " + " | ".join(cells) + " |")
+                ratio = r.vs_floor if end_to_end else r.vs_python
+                text = _ratio(ratio) if r.ok else {"failed": "wrong"}.get(r.status, r.status)
+                cells.setdefault(r.label, {})[r.size] = text
+        out.append(f"**{title}**: throughput relative to {reference}\n")
+        out.append("| | " + " | ".join(size_label(s) for s in sizes) + " |")
+        out.append("|---|" + "--:|" * len(sizes))
+        for label, by_size in cells.items():
+            row = [by_size.get(size, "") for size in sizes]
+            out.append(f"| {label} | " + " | ".join(row) + " |")
         out.append("")
     if verdicts:
-        out.append("**Targets**\n")
+        out.append("**Targets** (ratios between rows of the same run)\n")
         for v in verdicts:
             got = "" if v.ratio is None else f": {v.ratio:.3g}x"
             out.append(f"- T{v.number} **{v.status}**: {v.text}{got}")

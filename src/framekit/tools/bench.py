@@ -111,7 +111,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-time",
         type=_non_negative_float,
         metavar="SECONDS",
-        help="shortest timed repeat; fast runs are looped to last that long (default 0.02)",
+        help="shortest timed repeat; fast runs are looped to last that long "
+        "(default 0.01, 0.005 with --quick)",
     )
     parser.add_argument(
         "--scale",
