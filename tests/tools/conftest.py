@@ -29,7 +29,9 @@ WAIT = 15.0
 class CLIProcess:
     """A ``framekit`` subcommand running in a subprocess, stderr read line by line."""
 
-    def __init__(self, argv: Sequence[str], *, code: Optional[str] = None) -> None:
+    def __init__(
+        self, argv: Sequence[str], *, code: Optional[str] = None, terminal: Optional[int] = None
+    ) -> None:
         if code is None:
             cmd = [sys.executable, "-m", "framekit", *argv]
         else:  # run ``code`` first (e.g. a fault injection), then the command
@@ -38,11 +40,12 @@ class CLIProcess:
             )
             cmd = [sys.executable, "-c", runner, *argv]
         env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
+        # With ``terminal`` (a pty's file descriptor), stdin and stderr are that terminal.
         self.proc = subprocess.Popen(
             cmd,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if terminal is None else terminal,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.PIPE if terminal is None else terminal,
             env=env,
         )
         self.lines: List[str] = []
@@ -60,7 +63,9 @@ class CLIProcess:
         self._stdout.append(self.proc.stdout.read())
 
     def _read(self) -> None:
-        assert self.proc.stderr is not None
+        if self.proc.stderr is None:  # a terminal: read it through Terminal
+            self._queue.put(None)
+            return
         for raw in self.proc.stderr:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             self.lines.append(line)
@@ -133,8 +138,8 @@ def cli_process() -> Iterator[Callable[..., CLIProcess]]:
     """Start ``framekit ARGV...`` as a subprocess: ``cli_process("serve", url)``."""
     started: List[CLIProcess] = []
 
-    def start(*argv: str, code: Optional[str] = None) -> CLIProcess:
-        process = CLIProcess(argv, code=code)
+    def start(*argv: str, code: Optional[str] = None, terminal: Optional[int] = None) -> CLIProcess:
+        process = CLIProcess(argv, code=code, terminal=terminal)
         started.append(process)
         return process
 
@@ -143,6 +148,53 @@ def cli_process() -> Iterator[Callable[..., CLIProcess]]:
         process.kill()
 
 
+@pytest.fixture
+def terminal() -> Iterator[Terminal]:
+    """A pseudo-terminal for a subprocess's stdin and stderr (``cli_process(terminal=...)``)."""
+    if not hasattr(os, "openpty"):
+        pytest.skip("no pseudo-terminals here")
+    tty = Terminal()
+    yield tty
+    tty.close()
+
+
 def error_lines(text: str) -> List[str]:
     """The lines of ``text`` that report an error."""
     return [line for line in text.splitlines() if "error:" in line]
+
+
+class Terminal:
+    """A pseudo-terminal: what a program writes to it is collected from the other end."""
+
+    def __init__(self) -> None:
+        self.master, self.slave = os.openpty()
+        self.output = b""
+        self._lock = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:  # EIO: every program holding the other end has exited
+                data = b""
+            with self._lock:
+                self.output += data
+                self._lock.notify_all()
+            if not data:
+                return
+
+    def write(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def wait_for(self, text: bytes, timeout: float = WAIT) -> None:
+        with self._lock:
+            if not self._lock.wait_for(lambda: text in self.output, timeout):
+                raise AssertionError(f"{text!r} never appeared on the terminal: {self.output!r}")
+
+    def close(self) -> None:
+        """Close our copy of the program's end; then wait for the reader."""
+        os.close(self.slave)
+        self._reader.join(WAIT)
+        os.close(self.master)

@@ -31,7 +31,7 @@ from framekit.transfer import (
     parse_reply,
 )
 
-from .conftest import CLIProcess, error_lines
+from .conftest import CLIProcess, Terminal, error_lines
 
 Start = Callable[..., CLIProcess]
 MiB = 1024 * 1024
@@ -168,6 +168,18 @@ def test_progress_bars_on_a_terminal(
     text = terminal.getvalue()
     assert text.startswith("\rbig.bin [") and text.endswith("\n")
     assert "3.0 MiB/3.0 MiB" in text and "/s done" in text
+
+
+def test_receiver_progress_bar_on_a_terminal(
+    cli_process: Start, terminal: Terminal, sock_dir: str, out: Any, files: Callable[..., str]
+) -> None:
+    argv = ("recv-file", address(sock_dir), "--out", str(out))
+    recv = cli_process(*argv, terminal=terminal.slave)
+    terminal.wait_for(b"listening on")
+    assert main(["send-file", address(sock_dir), files("big.bin", os.urandom(3 * MiB))]) == 0
+    assert recv.wait() == 0
+    terminal.wait_for(b"session over")
+    assert b"\rbig.bin [" in terminal.output and b"3.0 MiB/3.0 MiB" in terminal.output
 
 
 def test_keep_serving_until_ctrl_c(

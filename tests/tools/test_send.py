@@ -11,7 +11,7 @@ import pytest
 import framekit
 from framekit.cli import main
 
-from .conftest import error_lines
+from .conftest import CLIProcess, Terminal, error_lines
 
 Capture = pytest.CaptureFixture[bytes]
 
@@ -85,6 +85,20 @@ def test_interactive_terminal_prompts_on_stderr(
     out, err = capsysbinary.readouterr()
     assert out == b"HI\nTHERE\n"
     assert err == b"> > > \n"  # a prompt per line, and one answered by Ctrl-D
+
+
+def test_interactive_on_a_real_terminal(
+    tcp: str, cli_process: Callable[..., CLIProcess], terminal: Terminal
+) -> None:
+    client = cli_process("send", tcp, terminal=terminal.slave)
+    terminal.wait_for(b"> ")
+    terminal.write(b"hello\n")
+    terminal.wait_for(b"hello\r\n> ")  # the next prompt comes once the reply is printed
+    terminal.write(b"again\n")
+    terminal.wait_for(b"again\r\n> ")
+    terminal.write(b"\x04")  # Ctrl-D
+    assert client.wait() == 0
+    assert client.stdout == b"HELLO\nAGAIN\n"
 
 
 def test_raw_sends_all_of_stdin_as_one_frame(

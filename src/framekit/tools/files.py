@@ -365,7 +365,8 @@ def _run_recv(args: argparse.Namespace) -> int:
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as exc:
-        raise CommandError(f"cannot use --out {args.out}: {describe_error(exc)}") from None
+        reason = exc.strerror or describe_error(exc)
+        raise CommandError(f"cannot use --out {args.out}: {reason}") from None
     if not os.access(args.out, os.W_OK | os.X_OK):
         raise CommandError(f"cannot write to --out {args.out}")
     sessions: List[_Session] = []
