@@ -11,8 +11,11 @@ address.  A socket made here is the same on every loop.
 
 Unix socket files (the blocking API follows the same rules):
 
-* created with mode 0600 (``unix_mode=``), set with ``chmod`` right after
-  ``bind()``;
+* created with mode 0600 (``unix_mode=``): the socket is ``fchmod``-ed
+  *before* ``bind()`` (Linux creates the file from the socket inode's mode,
+  less the umask, so it is never more open than asked, even for an instant),
+  then the file is ``chmod``-ed after ``bind()`` to get exactly that mode
+  whatever the umask (``os.umask`` is process-wide: not touched);
 * a stale file, one that refuses connections because its server died, is
   removed and replaced; a live server at that path is an ``OSError``
   (``EADDRINUSE``) that says so; a file that is not a socket is never removed;
@@ -21,10 +24,10 @@ Unix socket files (the blocking API follows the same rules):
 
 Abstract names have no file: none of this applies to them.
 
-TLS: ``tls://`` without ``ssl=`` (or with ``ssl=True``) verifies the server
-with ``ssl.create_default_context()``; a ``tls://`` server needs an
-``ssl.SSLContext`` holding its certificate; ``ssl=`` with a non-TLS address is
-a ``ValueError`` rather than a silent plain-text connection.
+TLS follows the blocking API: ``tls://`` without ``ssl=`` verifies the server
+with ``ssl.create_default_context()``; an ``ssl.SSLContext`` given with
+``tcp://`` or ``unix://`` turns TLS on; a ``tls://`` server needs a context
+holding its certificate; datagrams cannot have TLS.
 """
 
 from __future__ import annotations
@@ -36,26 +39,22 @@ import socket
 import ssl as _ssl
 import stat
 import sys
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Optional, Tuple
 
 from ..addresses import Address
 
 __all__ = [
     "DEFAULT_UNIX_MODE",
-    "SSLArg",
     "UnixFile",
     "bind_unix",
-    "client_tls",
     "connect_unix",
     "host_port",
     "peer_name",
-    "server_tls",
+    "tls_context",
 ]
 
 #: Permissions of a Unix socket file: owner only.
 DEFAULT_UNIX_MODE = 0o600
-
-SSLArg = Union[_ssl.SSLContext, bool, None]
 
 
 def host_port(address: Address) -> Tuple[str, int]:
@@ -64,40 +63,34 @@ def host_port(address: Address) -> Tuple[str, int]:
     return address.host, address.port
 
 
-def client_tls(address: Address, ssl: SSLArg) -> Tuple[Optional[_ssl.SSLContext], Optional[str]]:
-    """Return ``(context, server_hostname)`` for a client, ``(None, None)`` without TLS.
+def tls_context(
+    address: Address, context: Optional[_ssl.SSLContext], *, server_side: bool
+) -> Optional[_ssl.SSLContext]:
+    """The TLS context for ``address``, or None for a plain connection.
+
+    ``tls://`` without a context gives a client ``ssl.create_default_context()``
+    (verified); a context given with ``tcp://`` or ``unix://`` turns TLS on.
 
     Raises:
-        ValueError: ``ssl`` was given for an address that is not ``tls://``.
+        ValueError: TLS for a datagram address, or a ``tls://`` server without
+            a context (a server needs its certificate).
+        TypeError: ``context`` is not an ``ssl.SSLContext``.
     """
-    if address.is_tls:
-        if isinstance(ssl, _ssl.SSLContext):
-            return ssl, address.host
-        if ssl is None or ssl is True:
-            return _ssl.create_default_context(), address.host
-        raise ValueError(f"a tls:// address needs ssl=None, True or an SSLContext, not {ssl!r}")
-    if ssl is not None and ssl is not False:
-        raise ValueError(f"ssl= is only for tls:// addresses, not {address.url()}")
-    return None, None
-
-
-def server_tls(address: Address, ssl: SSLArg) -> Optional[_ssl.SSLContext]:
-    """Return the server's TLS context, or None without TLS.
-
-    Raises:
-        ValueError: a ``tls://`` server without an ``SSLContext``, or ``ssl``
-            given for another address.
-    """
-    if address.is_tls:
-        if not isinstance(ssl, _ssl.SSLContext):
-            raise ValueError(
-                "a tls:// server needs ssl=<ssl.SSLContext> holding its certificate "
-                "(ssl.create_default_context(ssl.Purpose.CLIENT_AUTH) + load_cert_chain)"
-            )
-        return ssl
-    if ssl is not None and ssl is not False:
-        raise ValueError(f"ssl= is only for tls:// addresses, not {address.url()}")
-    return None
+    if context is not None and not isinstance(context, _ssl.SSLContext):
+        raise TypeError(f"ssl must be an ssl.SSLContext, not {type(context).__name__}")
+    if address.is_datagram:
+        if context is not None:
+            raise ValueError(f"TLS is not available for datagrams ({address.url()})")
+        return None
+    if context is not None or not address.is_tls:
+        return context
+    if server_side:
+        raise ValueError(
+            f"serving {address.url()} needs ssl=: an ssl.SSLContext with the server's "
+            "certificate (ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH); "
+            "ctx.load_cert_chain(certfile, keyfile))"
+        )
+    return _ssl.create_default_context()
 
 
 class UnixFile:
@@ -124,7 +117,9 @@ def _remove_stale(path: str, socktype: int) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(st.st_mode):
-        raise OSError(errno.EADDRINUSE, f"address in use: {path} exists and is not a socket")
+        raise OSError(
+            errno.EADDRINUSE, f"cannot bind {path}: address in use (it exists and is not a socket)"
+        )
     with socket.socket(socket.AF_UNIX, socktype) as probe:
         probe.setblocking(False)
         try:
@@ -136,7 +131,9 @@ def _remove_stale(path: str, socktype: int) -> None:
             return
         except OSError:
             pass  # a full backlog (EAGAIN) or another socket type: someone is there
-    raise OSError(errno.EADDRINUSE, f"address in use: a server is already bound to {path}")
+    raise OSError(
+        errno.EADDRINUSE, f"cannot bind {path}: address in use (a server is listening there)"
+    )
 
 
 def bind_unix(
@@ -160,6 +157,8 @@ def bind_unix(
             sock.bind(path)
             return sock, None
         _remove_stale(path, address.socktype)
+        if unix_mode is not None:
+            os.fchmod(sock.fileno(), unix_mode)
         sock.bind(path)
         unix_file = UnixFile(path)
         try:

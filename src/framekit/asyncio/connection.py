@@ -30,6 +30,7 @@ peer that stopped reading cannot hold ``close()`` forever.
 from __future__ import annotations
 
 import asyncio
+import ssl as _ssl
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Union
 
 from .. import serializers
@@ -38,7 +39,7 @@ from ..errors import ConnectionClosed
 from ..interface import Codec
 from ..serializers import Serializer
 from ._options import check_serializer, make_codec
-from ._sockets import SSLArg, client_tls, connect_unix, host_port
+from ._sockets import connect_unix, host_port, tls_context
 from .inbox import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FRAMES, check_limits
 from .protocol import FramedProtocol
 
@@ -244,8 +245,9 @@ async def connect(
     address: AddressLike,
     codec: Optional[Codec] = None,
     *,
-    ssl: SSLArg = None,
+    ssl: Optional[_ssl.SSLContext] = None,
     serializer: Optional[Serializer] = None,
+    server_hostname: Optional[str] = None,
     max_queued_frames: int = DEFAULT_MAX_QUEUED_FRAMES,
     max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
     max_datagram_size: Optional[int] = None,
@@ -257,10 +259,13 @@ async def connect(
             ``unix:@name``, ``udp://host:port``, ``unixgram:///path``,
             ``unixgram:@name``, or a ``(host, port)`` tuple (TCP).
         codec: the framing; None means ``framekit.LengthPrefixed()``.
-        ssl: for ``tls://``: an ``ssl.SSLContext``, or None/True for
-            ``ssl.create_default_context()`` (verified).
+        ssl: the client ``ssl.SSLContext`` for ``tls://`` (default: a
+            verifying ``ssl.create_default_context()``); given for ``tcp://``
+            or ``unix://``, it turns TLS on.
         serializer: send and receive objects through it (e.g.
             ``framekit.serializers.JSON``) instead of bytes.
+        server_hostname: the name to verify the certificate against; default:
+            the address's host (required for TLS over a Unix socket).
         max_queued_frames: pause reading above this many unread frames.
         max_queued_bytes: pause reading above this many unread bytes.
         max_datagram_size: datagram addresses only (see
@@ -271,19 +276,19 @@ async def connect(
         :class:`~framekit.asyncio.DatagramEndpoint` for ``udp``/``unixgram``.
 
     Raises:
-        ValueError: a malformed address, or ``ssl`` with a non-TLS address.
-        TypeError: ``codec`` or ``serializer`` lacks the needed methods.
+        ValueError: a malformed address, or an option that does not fit it.
+        TypeError: ``codec`` or ``serializer`` lacks the needed methods, or
+            ``ssl`` is not an ``ssl.SSLContext``.
         OSError: the connection failed (refused, no such file, TLS failure...).
     """
     addr = parse_address(address)
     codec = make_codec(codec)
     check_serializer(serializer)
     check_limits(max_queued_frames, max_queued_bytes)
+    context = tls_context(addr, ssl, server_side=False)
     if addr.is_datagram:
         from .datagram import open_datagram
 
-        if ssl is not None and ssl is not False:
-            raise ValueError(f"ssl= is only for tls:// addresses, not {addr.url()}")
         return await open_datagram(
             remote=addr,
             codec=codec,
@@ -294,7 +299,8 @@ async def connect(
         )
     if max_datagram_size is not None:
         raise ValueError(f"max_datagram_size is only for datagram addresses, not {addr.url()}")
-    context, server_hostname = client_tls(addr, ssl)
+    if context is not None and server_hostname is None:
+        server_hostname = addr.host
     loop = asyncio.get_running_loop()
 
     def factory() -> FramedProtocol:
@@ -305,7 +311,9 @@ async def connect(
     if addr.is_unix:
         sock = await connect_unix(addr)
         try:
-            transport, protocol = await loop.create_unix_connection(factory, sock=sock)
+            transport, protocol = await loop.create_unix_connection(
+                factory, sock=sock, ssl=context, server_hostname=server_hostname
+            )
         except BaseException:
             sock.close()
             raise

@@ -5,11 +5,11 @@ Design notes
 Each datagram carries whole frames in the codec's format, and is decoded on
 its own with a fresh ``codec.decoder()``: ``feed(datagram)`` then ``eof()``.  A
 datagram that does not parse into whole frames (a bad length, trailing bytes,
-a frame cut short) is refused as a whole: ``recv()`` raises ``CorruptedFrame``
-with ``.address`` set to the sender, its cause chained, and ``.frames`` holding
-the intact frames that came before the bad bytes (they were *not* delivered;
-a stream's errors hold none, because a stream delivers them).  The endpoint
-stays usable: the next ``recv()`` returns the next datagram's frames.
+a frame cut short, an oversized frame) is refused as a whole, as the blocking
+``DatagramSocket`` does: ``recv()`` raises ``CorruptedFrame`` with ``.address``
+set to the sender, the decoder's error as its cause, and an empty ``.frames``
+(a datagram that lies about one length is not trusted for the others).  The
+endpoint stays usable: the next ``recv()`` returns the next datagram's frames.
 
 Truncation.  asyncio hands the protocol a datagram without ``recvmsg`` flags,
 so ``MSG_TRUNC`` is invisible.  asyncio's loop receives into 256 KiB (more than
@@ -125,14 +125,12 @@ class DatagramProtocol(asyncio.DatagramProtocol):
             )
             return
         decoder = self.codec.decoder()
-        frames: List[bytes] = []
         try:
             frames = decoder.feed(data)
             decoder.eof()
         except FramingError as exc:
             error = CorruptedFrame(
                 f"malformed datagram of {len(data)} bytes from {peer_name(addr)}: {exc}",
-                frames=frames + exc.frames,
                 address=addr,
             )
             error.__cause__ = exc

@@ -18,6 +18,11 @@ so a connection above the bound is accepted, logged at WARNING and closed at
 once: the client sees a clean close rather than a hang in the backlog.  (The
 blocking API may choose otherwise; the bound on memory and tasks is the same.)
 
+A host name with port 0 (``tcp://localhost:0``) is bound on its first
+address only: asyncio would give each address its own free port, and
+:attr:`Server.address` can name only one.  With a fixed port every address
+is bound.
+
 Closing.  ``close()`` stops accepting, removes the Unix socket file, closes
 every client connection and cancels every handler (a handler awaiting
 something other than ``recv()`` would otherwise never notice).
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl as _ssl
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Union
 
@@ -44,12 +50,11 @@ from ..serializers import Serializer
 from ._options import check_serializer, make_codec
 from ._sockets import (
     DEFAULT_UNIX_MODE,
-    SSLArg,
     UnixFile,
     bind_unix,
     host_port,
     peer_name,
-    server_tls,
+    tls_context,
 )
 from .connection import Connection
 from .datagram import DatagramEndpoint, open_datagram
@@ -119,7 +124,7 @@ class Server:
             sock, self._unix_file = bind_unix(addr, unix_mode)
             try:
                 self._server = await self._loop.create_unix_server(
-                    self._protocol_factory, sock=sock, backlog=backlog
+                    self._protocol_factory, sock=sock, ssl=ssl, backlog=backlog
                 )
             except BaseException:
                 sock.close()
@@ -127,11 +132,22 @@ class Server:
                     self._unix_file.remove()
                 raise
         else:
+            host, port = host_port(addr)
+            if port == 0 and addr.family == socket.AF_UNSPEC:
+                # A name may resolve to several addresses, and port 0 would give
+                # each its own port: bind the first one only.
+                infos = await self._loop.getaddrinfo(
+                    host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+                )
+                host = str(infos[0][4][0])
             self._server = await self._loop.create_server(
-                self._protocol_factory, *host_port(addr), ssl=ssl, backlog=backlog
+                self._protocol_factory, host, port, ssl=ssl, backlog=backlog
             )
-        sockname = self._server.sockets[0].getsockname()
-        self._address = address_from_sockaddr(addr.scheme, sockname).url()
+        bound = address_from_sockaddr(addr.scheme, self._server.sockets[0].getsockname())
+        if addr.is_tls and addr.family == socket.AF_UNSPEC:
+            # Keep the host name: certificates are usually issued for names.
+            bound = Address(addr.scheme, host=addr.host, port=bound.port)
+        self._address = bound.url()
 
     def _start_datagram(self, endpoint: DatagramEndpoint) -> None:
         self._endpoint = endpoint
@@ -253,7 +269,7 @@ async def serve(
     handler: Handler,
     codec: Optional[Codec] = None,
     *,
-    ssl: SSLArg = None,
+    ssl: Optional[_ssl.SSLContext] = None,
     max_connections: Optional[int] = None,
     serializer: Optional[Serializer] = None,
     max_queued_frames: int = DEFAULT_MAX_QUEUED_FRAMES,
@@ -273,8 +289,8 @@ async def serve(
             datagram addresses it runs once, given the
             :class:`~framekit.asyncio.DatagramEndpoint`.
         codec: the framing; None means ``framekit.LengthPrefixed()``.
-        ssl: the server's ``ssl.SSLContext`` (with its certificate); required
-            for ``tls://`` and refused for other schemes.
+        ssl: the server's ``ssl.SSLContext`` (with its certificate): required
+            for ``tls://``; with ``tcp://`` or ``unix://`` it turns TLS on.
         max_connections: connections handled at once; more are closed at once
             (and logged).  None: no bound.
         serializer: connections send and receive objects through it.
@@ -291,8 +307,10 @@ async def serve(
         The :class:`Server`, already serving.
 
     Raises:
-        ValueError: a malformed address, a ``tls://`` address without an
-            ``SSLContext``, ``ssl`` with another scheme, or a bad bound.
+        ValueError: a malformed address, a ``tls://`` address without
+            ``ssl``, ``ssl`` with a datagram address, or a bad bound.
+        TypeError: ``ssl`` is not an ``ssl.SSLContext``; ``codec`` or
+            ``serializer`` lacks the needed methods.
         OSError: binding failed (``EADDRINUSE``: a live server owns the
             address or the Unix path).
     """
@@ -306,7 +324,7 @@ async def serve(
         or max_connections < 1
     ):
         raise ValueError(f"max_connections must be a positive int or None, not {max_connections!r}")
-    context = server_tls(addr, ssl)
+    context = tls_context(addr, ssl, server_side=True)
     server = Server(
         addr,
         handler,
