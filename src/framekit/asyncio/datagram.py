@@ -165,6 +165,12 @@ def _sockaddr(address: Any) -> Any:
     return address
 
 
+def _same_peer(sockaddr: Any, remote: Any) -> bool:
+    if isinstance(sockaddr, tuple) and isinstance(remote, tuple):
+        return sockaddr[:2] == remote[:2]  # IPv6 adds flow info and scope id
+    return bool(remote is not None and sockaddr == remote)
+
+
 class DatagramEndpoint:
     """A framed datagram socket: ``send``/``sendto``, ``recv``/``recvfrom``.
 
@@ -216,6 +222,8 @@ class DatagramEndpoint:
                 errno.EDESTADDRREQ, "the endpoint is not connected: use sendto(payload, address)"
             )
         sockaddr = None if address is None else _sockaddr(address)
+        if sockaddr is not None and _same_peer(sockaddr, self.remote_address):
+            sockaddr = None  # a connected transport takes no address
         for datagram in datagrams:
             self.transport.sendto(datagram, sockaddr)
         if flow.paused:

@@ -174,11 +174,15 @@ class Server:
         self._start_handler(conn, f"connection from {peer}")
 
     def _start_handler(self, peer: Peer, name: str) -> None:
-        self._tasks[peer] = self._loop.create_task(self._run(peer, name))
+        task = self._loop.create_task(self._run(peer, name))
+        self._tasks[peer] = task
+        # Not in _run's finally: a task cancelled before it started never runs it.
+        task.add_done_callback(lambda _: self._tasks.pop(peer, None))
 
     async def _run(self, peer: Peer, name: str) -> None:
         try:
             await self._handler(peer)
+            logger.debug("%s: %s: handler done", self._address, name)
         except ConnectionClosed:
             logger.debug("%s: %s closed", self._address, name)
         except asyncio.CancelledError:
@@ -192,7 +196,6 @@ class Server:
         except Exception:
             logger.exception("%s: handler failed on %s; closing it", self._address, name)
         finally:
-            self._tasks.pop(peer, None)
             await peer.close()
             if peer is self._endpoint:
                 self.close()
