@@ -214,13 +214,14 @@ class Connection:
             timeout: abort (drop unsent data) if the graceful close takes longer.
         """
         protocol = self._protocol
-        if not protocol.lost.done():
-            protocol.close()
-            try:
-                await asyncio.wait_for(asyncio.shield(protocol.lost), timeout)
-            except asyncio.TimeoutError:
-                protocol.close(abort=True)
-                await protocol.lost
+        protocol.close()
+        if protocol.lost.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(protocol.lost), timeout)
+        except asyncio.TimeoutError:
+            protocol.close(abort=True)
+            await protocol.lost
 
     def abort(self) -> None:
         """Close at once, dropping unsent data."""
