@@ -19,12 +19,12 @@ def test_frames_then_errors_in_order_then_the_end(run: Runner) -> None:
         inbox.put([b"a", b"b"], 2)
         assert inbox.fast
         inbox.put_error(framekit.FrameTooLarge("too large"))
-        assert not inbox.fast and inbox.nbytes == 2  # exact bytes while not fast
+        assert not inbox.fast and inbox.errors == 1
         inbox.put([b"c"], 1)
         inbox.end(framekit.ConnectionClosed, "the end")
         inbox.end(ValueError, "ignored: only the first end counts")
         assert await inbox.get() == b"a"
-        assert await inbox.get() == b"b"
+        assert inbox.pop() == b"b"
         with pytest.raises(framekit.FrameTooLarge):
             await inbox.get()
         assert inbox.fast  # no error left
@@ -39,27 +39,43 @@ def test_frames_then_errors_in_order_then_the_end(run: Runner) -> None:
     run(main())
 
 
-def test_bounds_pause_and_resume(run: Runner) -> None:
-    async def main() -> None:
-        calls: List[str] = []
-        inbox = Inbox(4, 100)
-        inbox.pause = lambda: calls.append("pause")
-        inbox.resume = lambda: calls.append("resume")
-        inbox.put([b"x"] * 4, 4)
-        assert calls == [] and inbox.fast
-        inbox.put([b"x"], 1)  # five frames: above the frame bound
-        assert calls == ["pause"] and inbox.paused and not inbox.fast
-        for _ in range(2):
-            await inbox.get()
-        assert calls == ["pause"]  # three left: not yet half
-        await inbox.get()
-        assert calls == ["pause", "resume"] and inbox.fast
-        inbox.put([b"y" * 60], 60)  # the backlog is counted when not exact
-        assert inbox.queued_bytes() == 62 and calls == ["pause", "resume"]
-        inbox.put([b"z" * 50], 50)  # above the byte bound
-        assert calls[-1] == "pause" and inbox.nbytes == 112
+def test_frame_bound_pauses_and_half_resumes() -> None:
+    calls: List[str] = []
+    inbox = Inbox(4, 1000)
+    inbox.pause = lambda: calls.append("pause")
+    inbox.resume = lambda: calls.append("resume")
+    inbox.put([b"x"] * 4, 4)
+    assert calls == [] and inbox.fast
+    inbox.put([b"y"], 1)  # five frames: above the frame bound
+    assert calls == ["pause"] and inbox.paused and not inbox.fast
+    assert inbox.resume_at == 2
+    inbox.pop()
+    inbox.pop()
+    assert calls == ["pause"]  # three left
+    inbox.pop()
+    assert calls == ["pause", "resume"] and inbox.fast and not inbox.paused
 
-    run(main())
+
+def test_byte_bound_counts_batches_not_pops() -> None:
+    calls: List[str] = []
+    inbox = Inbox(1000, 100)
+    inbox.pause = lambda: calls.append("pause")
+    inbox.resume = lambda: calls.append("resume")
+    inbox.put([b"a" * 30, b"b" * 30], 60)
+    inbox.items.popleft()  # the fast path: no bookkeeping at all
+    assert inbox.queued_bytes() == 60  # the partly consumed batch counts whole
+    inbox.items.popleft()
+    assert inbox.queued_bytes() == 0  # wholly consumed batches are dropped
+    inbox.put([b"c" * 40], 40)
+    inbox.put([b"d" * 20], 20)
+    inbox.put([b"e" * 50], 50)  # 110 bytes: above the byte bound
+    assert calls == ["pause"]
+    # Half the bytes (50) remain once only the newest batch is left.
+    assert inbox.resume_at == 1
+    assert inbox.pop() == b"c" * 40
+    assert calls == ["pause"]
+    assert inbox.pop() == b"d" * 20
+    assert calls == ["pause", "resume"] and inbox.queued_bytes() == 50
 
 
 def test_cancelled_get_loses_nothing(run: Runner) -> None:
@@ -75,16 +91,5 @@ def test_cancelled_get_loses_nothing(run: Runner) -> None:
             await waiting
         assert list(inbox.items) == [b"frame"]
         assert await inbox.get() == b"frame"
-
-    run(main())
-
-
-def test_exact_inbox_counts_every_pop(run: Runner) -> None:
-    async def main() -> None:
-        inbox = Inbox(10, 100, lambda item: len(item[0]), exact=True)
-        assert not inbox.fast
-        inbox.put([(b"abc", "peer"), (b"de", "peer")], 5)
-        assert await inbox.get() == (b"abc", "peer")
-        assert inbox.nbytes == 2 and inbox.queued_bytes() == 2 and not inbox.fast
 
     run(main())

@@ -72,10 +72,6 @@ DEFAULT_MAX_DATAGRAM_SIZE = 65507
 DEFAULT_MAX_UNIX_DATAGRAM_SIZE = 64 * 1024
 
 
-def _frame_size(item: Tuple[bytes, Any]) -> int:
-    return len(item[0])
-
-
 class DatagramProtocol(asyncio.DatagramProtocol):
     """Decodes each datagram into frames; used by :class:`DatagramEndpoint`.
 
@@ -96,7 +92,7 @@ class DatagramProtocol(asyncio.DatagramProtocol):
     ) -> None:
         self.codec = codec
         self.max_datagram_size = max_datagram_size
-        self.inbox = Inbox(max_queued_frames, max_queued_bytes, _frame_size, exact=True)
+        self.inbox = Inbox(max_queued_frames, max_queued_bytes)
         self.flow = WriteFlow()
         self.transport: Optional[asyncio.DatagramTransport] = None
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -7,16 +7,20 @@ frames at once; ``recv()`` hands them out one by one.  The queue is a
 ``collections.deque`` of items (frames for streams, ``(frame, address)`` pairs
 for datagrams) in which errors are queued *in place*, right after the frames
 that arrived before them, so nothing that arrived intact is lost and errors are
-raised in the order they happened.  ``errors`` counts the error items: while it
-is zero and reading is not paused, ``fast`` is true and the consumer may
-``popleft()`` without looking at the item.  That is the fast path of
-``Connection.recv()``: a deque check, a flag and a pop, with no future, no
-suspension and no bookkeeping.
+raised in the order they happened.
 
-Only when the queue is empty does a consumer create a future and wait
-(:meth:`Inbox.get`).  The future is the *only* thing a cancelled ``recv()``
-loses: the item is popped after the wait, never before, so cancelling a
-pending ``recv()`` cannot drop a frame.
+Three ways out, cheapest first:
+
+* ``fast`` is true while no error is queued and reading is not paused: the
+  consumer may ``items.popleft()`` without looking at the item.  That is the
+  fast path of ``Connection.recv()`` and ``async for``: a deque check, a flag
+  and a pop, with no future, no suspension and no bookkeeping.
+* Otherwise, while items are queued, :meth:`Inbox.pop` raises error items and
+  resumes reading when the queue is low enough: a plain method call.
+* Only an empty queue makes :meth:`Inbox.get` create a future and wait.  The
+  future is the *only* thing a cancelled ``recv()`` loses: the item is popped
+  after the wait, never before, so cancelling a pending ``recv()`` cannot drop
+  a frame.
 
 The end of the stream is not an item: it is a state (``end``) reached when the
 queue runs dry, and ``recv()`` raises it every time from then on (a fresh
@@ -24,17 +28,18 @@ exception each time, so tracebacks do not pile up).  Errors that happen once
 (``IncompleteFrame`` at EOF, a connection reset) are queued as items before the
 end, so they are raised once and then ``ConnectionClosed`` follows.
 
-Bounds.  Counting bytes on every pop would cost the fast path a ``len()``
-and a store per frame, so the byte count is kept exactly only while ``fast``
-is false (reading paused, or an error queued), when pops go through
-:meth:`Inbox.get`.  While ``fast`` is true the count is recomputed when frames
-are put: free when the consumer keeps up (the queue was empty), one C-level
-``sum`` over the backlog when it does not, and that backlog is bounded by the
-limits themselves.  Above either bound, ``put()`` sets ``paused`` and calls
-``pause`` (the stream protocol stops reading); once :meth:`Inbox.get` has
-drained the queue below half of both bounds it calls ``resume``.  A datagram
-queue makes ``exact`` true (it never takes the fast path) and drops datagrams
-instead of pausing.
+Bounds without per-frame bookkeeping.  Counting bytes on every pop would cost
+the fast path a ``len()`` and two stores per frame.  Instead each ``put()`` is
+remembered as a batch (how many items were ever queued after it, and its
+bytes); the items popped since are ``added - len(items)``, so batches wholly
+consumed are dropped lazily, and the bytes still queued are those of the
+remaining batches, counting the partly consumed oldest one whole: an
+overestimate by less than one read, never an underestimate.  Above either bound
+``put()`` pauses (calls ``pause``: the stream protocol stops reading) and
+computes ``resume_at``, the queue length at which at most half of each bound
+remains; :meth:`Inbox.pop` resumes when the queue gets there.  No item arrives
+while reading is paused, so that one comparison is all a pop needs.  A datagram
+endpoint drops datagrams above the bounds instead of pausing.
 """
 
 from __future__ import annotations
@@ -45,8 +50,12 @@ from typing import Any, Callable, Deque, List, Optional, Tuple, Type
 
 __all__ = ["DEFAULT_MAX_QUEUED_BYTES", "DEFAULT_MAX_QUEUED_FRAMES", "Inbox", "check_limits"]
 
-#: Default bound on decoded frames waiting for ``recv()``.
-DEFAULT_MAX_QUEUED_FRAMES = 1024
+#: Default bound on decoded frames waiting for ``recv()``.  One 64 KiB read of
+#: small frames decodes thousands (8192 frames of 4 bytes), and uvloop reads
+#: several times before the consumer runs; a bound below a few reads' worth
+#: would pause reading all the time.  16384 empty frames hold about 700 KiB (a
+#: ``bytes`` object and a deque slot each).
+DEFAULT_MAX_QUEUED_FRAMES = 16384
 #: Default bound on the bytes of decoded frames waiting for ``recv()``.
 DEFAULT_MAX_QUEUED_BYTES = 4 * 1024 * 1024
 
@@ -69,105 +78,68 @@ class Inbox:
     """A FIFO of received items and queued errors, with at most one waiting consumer.
 
     Args:
-        max_items: above this many items, reading pauses.
-        max_bytes: above this many bytes of items, reading pauses.
-        size: how many bytes an item counts for (``len`` for frames).
-        exact: never allow the fast path (count bytes on every pop).
+        max_items: above this many queued items, :meth:`put` pauses.
+        max_bytes: above this many queued bytes, :meth:`put` pauses.
     """
 
     __slots__ = (
+        "_added",
+        "_batch_bytes",
+        "_batches",
         "_end",
-        "_exact",
-        "_size",
         "_waiter",
         "errors",
         "fast",
         "items",
         "max_bytes",
         "max_items",
-        "nbytes",
         "pause",
         "paused",
         "resume",
+        "resume_at",
     )
 
-    def __init__(
-        self,
-        max_items: int,
-        max_bytes: int,
-        size: Callable[[Any], int] = len,
-        *,
-        exact: bool = False,
-    ) -> None:
+    def __init__(self, max_items: int, max_bytes: int) -> None:
         self.items: Deque[Any] = deque()
         #: Error items in ``items``.
         self.errors = 0
         #: Consumers may ``items.popleft()`` directly (no error queued, not paused).
-        self.fast = not exact
-        #: Bytes of the queued items; exact only while ``fast`` is false.
-        self.nbytes = 0
+        self.fast = True
         self.max_items = max_items
         self.max_bytes = max_bytes
-        #: Reading was paused because of the bounds.
+        #: Set by :meth:`put` above a bound, until the queue is low again.
         self.paused = False
-        #: Called when the queue goes above a bound, and below half of both.
+        #: While paused: resume once ``len(items)`` is at most this.
+        self.resume_at = -1
+        #: Called when the queue goes above a bound, and when it is low again.
         self.pause: Optional[Callable[[], None]] = None
         self.resume: Optional[Callable[[], None]] = None
-        self._exact = exact
-        self._size = size
+        self._added = 0  # items ever queued
+        self._batches: Deque[Tuple[int, int, int]] = deque()  # (added after, items, bytes)
+        self._batch_bytes = 0  # bytes of the batches in _batches
         self._waiter: Optional[asyncio.Future[None]] = None
         self._end: Optional[Tuple[Type[BaseException], str]] = None
-
-    # -- bookkeeping ----------------------------------------------------------
-
-    def _count(self) -> int:
-        size = self._size
-        if self.errors:
-            return sum(size(i) for i in self.items if not isinstance(i, BaseException))
-        return sum(map(size, self.items))
-
-    def _set_fast(self) -> None:
-        fast = not (self._exact or self.errors or self.paused)
-        if self.fast and not fast:
-            self.nbytes = self._count()  # exact from now on
-        self.fast = fast
-
-    def queued_bytes(self) -> int:
-        """The total size of the queued items."""
-        return self._count() if self.fast else self.nbytes
-
-    @property
-    def over_limit(self) -> bool:
-        """More items or bytes are queued than the bounds allow."""
-        return len(self.items) > self.max_items or self.queued_bytes() > self.max_bytes
 
     # -- producer side --------------------------------------------------------
 
     def put(self, items: List[Any], nbytes: int) -> None:
         """Queue received items whose sizes add up to ``nbytes``; pause above a bound."""
-        queue = self.items
-        backlog = len(queue)
-        queue.extend(items)
-        if not self.fast:
-            self.nbytes += nbytes
-        elif backlog:
-            self.nbytes = self._count()
-        else:
-            self.nbytes = nbytes
-        if not self.paused and (len(queue) > self.max_items or self.nbytes > self.max_bytes):
+        self.items.extend(items)
+        self._record(len(items), nbytes)
+        if not self.paused and self.over_limit:
             self.paused = True
-            self._set_fast()
+            self.fast = False
+            self.resume_at = self._low_water()
             if self.pause is not None:
                 self.pause()
         self._wake()
 
     def put_error(self, exc: BaseException) -> None:
-        """Queue an error; ``get()`` raises it after the items queued before it."""
-        self.errors += 1
-        if self.fast:
-            self.nbytes = sum(map(self._size, self.items))
-            self.fast = False
+        """Queue an error; consumers raise it after the items queued before it."""
         self.items.append(exc)
+        self._record(1, 0)
+        self.errors += 1
+        self.fast = False
         self._wake()
 
     def end(self, exc_type: Type[BaseException], message: str) -> None:
@@ -180,52 +152,83 @@ class Inbox:
     def clear(self) -> None:
         """Drop every queued item (the connection was closed locally)."""
         self.items.clear()
+        self._batches.clear()
+        self._batch_bytes = 0
         self.errors = 0
-        self.nbytes = 0
-        self._set_fast()
+        self.fast = not self.paused
 
     @property
     def ended(self) -> bool:
         """Whether :meth:`end` was called."""
         return self._end is not None
 
+    def _record(self, count: int, nbytes: int) -> None:
+        self._added += count
+        self._batches.append((self._added, count, nbytes))
+        self._batch_bytes += nbytes
+
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    # -- bounds -----------------------------------------------------------------
+
+    def queued_bytes(self) -> int:
+        """Bytes of the queued items (the partly consumed oldest batch counts whole)."""
+        taken = self._added - len(self.items)
+        batches = self._batches
+        while batches and batches[0][0] <= taken:
+            self._batch_bytes -= batches.popleft()[2]
+        return self._batch_bytes
+
+    @property
+    def over_limit(self) -> bool:
+        """More items or bytes are queued than the bounds allow."""
+        return len(self.items) > self.max_items or self.queued_bytes() > self.max_bytes
+
+    def _low_water(self) -> int:
+        """The queue length at which at most half of each bound remains queued."""
+        half_bytes = self.max_bytes // 2
+        count = nbytes = 0
+        for _, batch_count, batch_bytes in reversed(self._batches):
+            if nbytes + batch_bytes > half_bytes:
+                break
+            nbytes += batch_bytes
+            count += batch_count
+        return min(count, self.max_items // 2)
+
     # -- consumer side --------------------------------------------------------
+
+    def pop(self) -> Any:
+        """Pop the next item (the queue must not be empty): raise it if it is an
+        error, resume reading if the queue is now low enough.
+
+        Raises:
+            BaseException: the item, if it is a queued error.
+        """
+        items = self.items
+        item = items.popleft()
+        if isinstance(item, BaseException):
+            self.errors -= 1
+            self.fast = not (self.errors or self.paused)
+            raise item
+        if self.paused and len(items) <= self.resume_at:
+            self.paused = False
+            self.resume_at = -1
+            self.fast = not self.errors
+            if self.resume is not None:
+                self.resume()
+        return item
 
     async def get(self) -> Any:
         """Return the next item, waiting for one; raise queued errors and the end.
-
-        This is the slow path; while ``fast`` is true callers pop directly.
 
         Raises:
             RuntimeError: another coroutine is already waiting on this queue.
             BaseException: a queued error, or the end-of-input exception.
         """
-        items = self.items
-        while True:
-            if items:
-                item = items.popleft()
-                if isinstance(item, BaseException):
-                    self.errors -= 1
-                    if not self.errors:
-                        self._set_fast()
-                    raise item
-                if not self.fast:
-                    self.nbytes -= self._size(item)
-                    if (
-                        self.paused
-                        and len(items) <= self.max_items // 2
-                        and self.nbytes <= self.max_bytes // 2
-                    ):
-                        self.paused = False
-                        self._set_fast()
-                        if self.resume is not None:
-                            self.resume()
-                return item
+        while not self.items:
             if self._end is not None:
                 exc_type, message = self._end
                 raise exc_type(message)
@@ -237,3 +240,4 @@ class Inbox:
                 await waiter
             finally:
                 self._waiter = None
+        return self.pop()
