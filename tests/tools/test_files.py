@@ -107,13 +107,18 @@ def test_several_files_over_one_connection(
     assert "\r" not in recv.stderr  # no progress bar in a pipe
 
 
-def test_tcp_with_netstrings(
-    cli_process: Start, out: Any, files: Callable[..., str], capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    "framing",
+    [["--codec", "netstring"], ["--preset", "grpc"], ["--length-size", "varint"]],
+    ids=["netstring", "grpc", "varint"],
+)
+def test_tcp_with_other_framings(
+    cli_process: Start, out: Any, files: Callable[..., str], framing: List[str]
 ) -> None:
-    recv = cli_process("recv-file", "--codec", "netstring", "tcp://127.0.0.1:0", "--out", str(out))
+    recv = cli_process("recv-file", *framing, "tcp://127.0.0.1:0", "--out", str(out))
     url = recv.listening()
     path = files("n.bin", os.urandom(2 * MiB))
-    assert main(["send-file", "--codec", "netstring", url, path]) == 0
+    assert main(["send-file", *framing, url, path]) == 0
     assert recv.wait() == 0
     assert (out / "n.bin").read_bytes() == Path(path).read_bytes()
 

@@ -113,8 +113,7 @@ def file_codec(args: argparse.Namespace) -> Tuple[Codec, int]:
             "use --codec length or --codec netstring"
         )
     codec = codec_from_args(args)
-    inner = getattr(codec, "_encoder", codec)  # see options.MessageCodec
-    max_frame = getattr(inner, "max_frame_size", None)
+    max_frame = getattr(codec, "max_frame_size", None)
     chunk = CHUNK_SIZE
     if max_frame is not None:
         chunk = min(CHUNK_SIZE, max_frame - _FRAME_OVERHEAD)

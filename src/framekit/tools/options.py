@@ -36,10 +36,13 @@ import re
 import ssl
 from typing import Any, Iterable, List, Optional, Sequence
 
+import framekit
+
 from ..addresses import Address, address_from_sockaddr
 from ..cli import describe_error
 from ..errors import FramingError
 from ..interface import Buffer, Codec, Decoder
+from ..presets import get_preset
 
 __all__ = [
     "CODECS",
@@ -155,8 +158,6 @@ def codec_from_args(args: argparse.Namespace) -> Codec:
         ValueError: unknown preset, options that contradict each other, or
             values the codec refuses; the message is one line.
     """
-    import framekit
-
     preset = getattr(args, "preset", None)
     kind = getattr(args, "codec", None)
     max_size = getattr(args, "max_frame_size", None)
@@ -168,8 +169,6 @@ def codec_from_args(args: argparse.Namespace) -> Codec:
             raise ValueError(
                 f"--preset sets the framing; it cannot be combined with {', '.join(conflicts)}"
             )
-        from framekit.presets import get_preset
-
         return MessageCodec.wrap(get_preset(preset, **sized))
     if kind in ("lines", "netstring"):
         if length_given:
@@ -248,6 +247,11 @@ class MessageCodec:
 
     def __repr__(self) -> str:
         return f"MessageCodec({self._encoder!r})"
+
+    @property
+    def max_frame_size(self) -> int:
+        """The wrapped codec's ``max_frame_size``."""
+        return self._encoder.max_frame_size  # type: ignore[no-any-return]
 
     def _split(self, message: Buffer) -> tuple[Buffer, Buffer]:
         if len(message) < self.offset:
