@@ -505,6 +505,7 @@ def test_connect_errors(
         (lambda: fa.connect("tcp://127.0.0.1:1", max_queued_frames=0), ValueError, "positive"),
         (lambda: fa.connect("tcp://127.0.0.1:1", max_datagram_size=9), ValueError, "datagram"),
         (lambda: fa.serve("tls://127.0.0.1:0", echo), ValueError, "needs ssl="),
+        (lambda: fa.serve("tcp://127.0.0.1:0", None), TypeError, "async function"),
         (lambda: fa.serve("tcp://127.0.0.1:0", echo, max_connections=0), ValueError, "positive"),
         (lambda: fa.open_datagram(), ValueError, "local address, a remote address"),
         (lambda: fa.open_datagram("tcp://127.0.0.1:0"), ValueError, "udp:// or unixgram://"),

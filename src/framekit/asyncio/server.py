@@ -312,12 +312,15 @@ async def serve(
     Raises:
         ValueError: a malformed address, a ``tls://`` address without
             ``ssl``, ``ssl`` with a datagram address, or a bad bound.
-        TypeError: ``ssl`` is not an ``ssl.SSLContext``; ``codec`` or
-            ``serializer`` lacks the needed methods.
+        TypeError: ``handler`` is not callable, ``ssl`` is not an
+            ``ssl.SSLContext``, or ``codec`` or ``serializer`` lacks the
+            needed methods.
         OSError: binding failed (``EADDRINUSE``: a live server owns the
             address or the Unix path).
     """
     addr = parse_address(address)
+    if not callable(handler):
+        raise TypeError(f"handler must be an async function, not {type(handler).__name__}")
     codec = make_codec(codec)
     check_serializer(serializer)
     check_limits(max_queued_frames, max_queued_bytes)
