@@ -40,7 +40,7 @@ cdef class LengthPrefixedDecoder:
     cdef bytes _frame          # a large frame being assembled in place, or None
     cdef Py_ssize_t _frame_pos # payload bytes received into it so far
     cdef Py_ssize_t _frame_cut # bytes stripped from its front (counted as pending)
-    cdef bint _large           # the last frame was assembled in place
+    cdef Py_ssize_t _last      # size of the last frame decoded by buffer_updated
     cdef Py_ssize_t _header_max
     cdef Py_ssize_t _direct_min  # _common.DIRECT_MIN and DIRECT_CAP, read when made
     cdef Py_ssize_t _direct_cap

@@ -332,7 +332,7 @@ cdef class LengthPrefixedDecoder:
         self._frame = None
         self._frame_pos = 0
         self._frame_cut = 0
-        self._large = False
+        self._last = 0
         self._header_max = codec._offset + (codec._size or codec._vmax)
         self._direct_min = _common.DIRECT_MIN
         self._direct_cap = _common.DIRECT_CAP
@@ -464,9 +464,9 @@ cdef class LengthPrefixedDecoder:
     cdef int _end_frame(self, list frames) except -1:
         if self._frame_pos == PyBytes_GET_SIZE(self._frame):
             frames.append(self._frame)
+            self._last = PyBytes_GET_SIZE(self._frame)
             self._frame = None
             self._need = -1
-            self._large = True
         return 0
 
     cdef object _break(self, object err):
@@ -575,7 +575,7 @@ cdef class LengthPrefixedDecoder:
             PyBuffer_Release(&view)
 
     def get_buffer(self, Py_ssize_t sizehint=-1):
-        """Return writable free space to receive into (``recv_into``)."""
+        """Return writable space to receive into (``recv_into``)."""
         cdef Py_ssize_t room, pending
         if self._broken is not None:
             raise _common.broken_error(self._broken)
@@ -583,14 +583,10 @@ cdef class LengthPrefixedDecoder:
             self._offered = PyBytes_GET_SIZE(self._frame) - self._frame_pos
             return _span(self._frame, self._frame_pos)
         pending = self._end - self._start
+        room = sizehint if sizehint > 0 else _READ_SIZE
         if pending == 0:
             self._start = self._end = 0
-            if self._large:
-                self._large = False
-                self._reserve(self._header_max)
-                self._offered = self._header_max
-                return memoryview(self._buf)[:self._header_max]
-        room = sizehint if sizehint > 0 else _READ_SIZE
+            room = max(room, self._header_max + min(self._last, self._direct_cap))
         if self._need > 0:
             room = max(room, min(<Py_ssize_t>self._need - pending, pending))
         self._reserve(room)
@@ -613,7 +609,10 @@ cdef class LengthPrefixedDecoder:
             self._end_frame(frames)
             return frames
         self._end += nbytes
-        return self._finish(frames, self._consume_buffer(frames))
+        self._finish(frames, self._consume_buffer(frames))
+        if frames:
+            self._last = len(frames[-1])
+        return frames
 
     def eof(self):
         """Declare the end of the stream; raise if a frame was cut off."""
