@@ -530,3 +530,21 @@ def test_feed_voids_an_outstanding_view(LP: Any) -> None:
     assert dec.feed(codec.encode(b"x")) == [b"x"]
     with pytest.raises(ValueError, match="offered"):
         dec.buffer_updated(5)
+
+
+def test_a_small_rest_is_not_worth_a_read_of_its_own(LP: Any) -> None:
+    # Through get_buffer, a large frame is assembled in place only if much of
+    # it is still to come: a few missing bytes are read with what follows.
+    codec = LP(4)
+    wire = codec.encode(b"m" * 40_000) + codec.encode(b"n" * 10)
+    dec = codec.decoder()
+    buf = dec.get_buffer()
+    buf[: 40_000 - 10] = wire[: 40_000 - 10]
+    del buf
+    assert dec.buffer_updated(40_000 - 10) == []
+    buf = dec.get_buffer()
+    assert len(buf) > 100
+    rest = wire[40_000 - 10 :]
+    buf[: len(rest)] = rest
+    del buf
+    assert dec.buffer_updated(len(rest)) == [b"m" * 40_000, b"n" * 10]

@@ -283,6 +283,7 @@ class LengthPrefixedDecoder:
         "_offered",
         "_offset",
         "_order",
+        "_rest_min",
         "_size",
         "_start",
         "_strip",
@@ -317,6 +318,7 @@ class LengthPrefixedDecoder:
         self._frame_pos = 0  # payload bytes received into it so far
         self._frame_cut = 0  # bytes stripped from its front (counted as pending)
         self._last = 0  # payload size of the last frame decoded
+        self._rest_min = 1  # assemble in place only if this much is yet to come
         self._header_max = c.length_offset + (c.length_size or c.varint_max_bytes)
         self._direct_min = _common.DIRECT_MIN  # read here so tests can lower them
         self._direct_cap = _common.DIRECT_CAP
@@ -411,6 +413,7 @@ class LengthPrefixedDecoder:
                 payload = frame_length - cut
                 if (
                     payload >= self._direct_min
+                    and frame_length - avail >= self._rest_min
                     and avail >= cut
                     and (payload <= self._direct_cap or 2 * avail >= frame_length)
                 ):
@@ -515,6 +518,8 @@ class LengthPrefixedDecoder:
         pos = 0
         frames: List[bytes] = []
         self._offered = 0  # a get_buffer() view is void once feed() is used
+        # Here the rest of a frame would be copied anyway: in place saves a copy.
+        self._rest_min = 1
         if self._frame is not None:
             pos = self._fill_frame(data, pos, frames)
         # Finish the frame that an earlier call left unfinished, copying no
@@ -599,6 +604,9 @@ class LengthPrefixedDecoder:
             self._end_frame(frames)
             return frames
         self._end += nbytes
+        # Here the rest of a frame would be read into the buffer: in place saves
+        # its copy, but only a large rest is worth the read it ends with.
+        self._rest_min = self._direct_min
         self._finish(frames, self._consume_buffer(frames))
         if frames:
             self._last = len(frames[-1])

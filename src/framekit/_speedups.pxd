@@ -41,6 +41,7 @@ cdef class LengthPrefixedDecoder:
     cdef Py_ssize_t _frame_pos # payload bytes received into it so far
     cdef Py_ssize_t _frame_cut # bytes stripped from its front (counted as pending)
     cdef Py_ssize_t _last      # size of the last frame decoded by buffer_updated
+    cdef Py_ssize_t _rest_min  # assemble in place only if this much is yet to come
     cdef Py_ssize_t _header_max
     cdef Py_ssize_t _direct_min  # _common.DIRECT_MIN and DIRECT_CAP, read when made
     cdef Py_ssize_t _direct_cap

@@ -333,6 +333,7 @@ cdef class LengthPrefixedDecoder:
         self._frame_pos = 0
         self._frame_cut = 0
         self._last = 0
+        self._rest_min = 1
         self._header_max = codec._offset + (codec._size or codec._vmax)
         self._direct_min = _common.DIRECT_MIN
         self._direct_cap = _common.DIRECT_CAP
@@ -431,7 +432,8 @@ cdef class LengthPrefixedDecoder:
             if <uint64_t>avail < flen:
                 self._need = <int64_t>flen
                 n = <Py_ssize_t>flen - cut
-                if n >= self._direct_min and avail >= cut:
+                if (n >= self._direct_min and avail >= cut
+                        and <Py_ssize_t>flen - avail >= self._rest_min):
                     if n <= self._direct_cap or 2 * avail >= <Py_ssize_t>flen:
                         self._begin_frame(src + pos + cut, avail - cut, n, cut)
                         ppos[0] = end
@@ -525,6 +527,7 @@ cdef class LengthPrefixedDecoder:
         cdef list frames = []
         cdef object err
         self._offered = 0
+        self._rest_min = 1
         if self._frame is not None:
             pos = self._fill_frame(data, pos, end, frames)
         while self._end > self._start and pos < end:
@@ -609,6 +612,7 @@ cdef class LengthPrefixedDecoder:
             self._end_frame(frames)
             return frames
         self._end += nbytes
+        self._rest_min = self._direct_min
         self._finish(frames, self._consume_buffer(frames))
         if frames:
             self._last = len(frames[-1])
