@@ -69,6 +69,12 @@ def ipv6_available() -> bool:
 
 needs_ipv6 = pytest.mark.skipif(not ipv6_available(), reason="::1 is not available here")
 
+#: Real protocol messages for the ``prefix=`` tests (presets with a type byte):
+#: a PostgreSQL simple Query ('Q', Int32 length counting itself, query, NUL)...
+PG_QUERY = b"Q\x00\x00\x00\x0dSELECT 1\x00"
+#: ...and an MQTT PUBLISH to "a/b", QoS 0 (type 3, remaining length 8, topic, payload).
+MQTT_PUBLISH = b"\x30\x08\x00\x03a/bhey"
+
 
 @pytest.fixture
 def sock_dir() -> Iterator[str]:

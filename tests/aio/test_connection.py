@@ -11,8 +11,11 @@ import pytest
 
 import framekit
 import framekit.asyncio as fa
+from framekit.asyncio.connection import VECTORED_SEND_MIN
+from framekit.presets import PRESET_ARGS
 from framekit.serializers import JSON
 
+from ..conftest import MQTT_PUBLISH
 from .conftest import Family, Runner
 from .helpers import WAIT, Lines, close_writer, echo, raw_connect, recv_all, reset, wait_until
 
@@ -516,5 +519,78 @@ def test_bad_arguments(run: Runner, call: Callable[[], Any], error: type, match:
     async def main() -> None:
         with pytest.raises(error, match=match):
             await call()
+
+    run(main())
+
+
+# -- prefix=: protocols with bytes before the length field ------------------------------
+
+
+def test_postgres_messages_with_prefix(run: Runner, LP: Callable[..., Any], family: Family) -> None:
+    codec = LP(**PRESET_ARGS["postgres"])
+    big = os.urandom(VECTORED_SEND_MIN + 1)  # framed by encode_parts, written vectored
+
+    async def backend(conn: Any) -> None:
+        async for message in conn:
+            if message[:1] == b"Q":  # a Query: CommandComplete, then ReadyForQuery (idle)
+                await conn.send_many([b"SELECT 1\x00"], prefix=b"C")
+                await conn.send(b"I", prefix=b"Z")
+            else:  # CopyData: back as it came
+                await conn.send(message[5:], prefix=message[:1])
+
+    async def main() -> None:
+        server = await fa.serve(family.address, backend, codec, ssl=family.server_ssl)
+        async with server, await fa.connect(server.address, codec, ssl=family.client_ssl) as conn:
+            await conn.send(b"SELECT 1\x00", prefix=b"Q")
+            assert await recv_all(conn, 2) == [
+                b"C\x00\x00\x00\x0dSELECT 1\x00",
+                b"Z\x00\x00\x00\x05I",
+            ]
+            await conn.send(big, prefix=b"d")
+            assert await recv_all(conn, 1) == [b"d" + (len(big) + 4).to_bytes(4, "big") + big]
+            with pytest.raises(ValueError, match="prefix"):
+                await conn.send(b"SELECT 1\x00")  # the codec's own error: it needs the type byte
+
+    run(main())
+
+
+def test_prefix_on_the_wire(run: Runner, LP: Callable[..., Any]) -> None:
+    codec = LP(**PRESET_ARGS["mqtt"])
+
+    async def main() -> None:
+        received: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+        async def collect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            received.set_result(await reader.read())
+            writer.close()
+
+        raw = await asyncio.start_server(collect, "127.0.0.1", 0)
+        port = raw.sockets[0].getsockname()[1]
+        async with raw, await fa.connect(f"tcp://127.0.0.1:{port}", codec) as conn:
+            await conn.send(b"\x00\x03a/bhey", prefix=b"\x30")
+            await conn.send_many([b"", b""], prefix=b"\xc0")
+            await conn.send(b"\x00\x03a/bhey", prefix=b"\x30")
+        assert (
+            await asyncio.wait_for(received, WAIT) == MQTT_PUBLISH + b"\xc0\x00" * 2 + MQTT_PUBLISH
+        )
+
+    run(main())
+
+
+def test_prefix_for_a_codec_without_it(run: Runner) -> None:
+    """None calls the codec as before; a prefix is the codec's own TypeError."""
+
+    async def main() -> None:
+        server = await fa.serve("tcp://127.0.0.1:0", echo, Lines())
+        async with server, await fa.connect(server.address, Lines()) as conn:
+            await conn.send(b"plain", prefix=None)
+            await conn.send_many([b"one"], prefix=None)
+            assert await recv_all(conn, 2) == [b"plain", b"one"]
+            with pytest.raises(TypeError, match="prefix"):
+                await conn.send(b"x", prefix=b"Q")
+            with pytest.raises(TypeError, match="prefix"):
+                await conn.send(b"x" * VECTORED_SEND_MIN, prefix=b"Q")
+            with pytest.raises(TypeError, match="prefix"):
+                await conn.send_many([b"x"], prefix=b"Q")
 
     run(main())

@@ -13,11 +13,12 @@ import pytest
 import framekit
 import framekit.asyncio as fa
 from framekit.addresses import parse_address
+from framekit.presets import PRESET_ARGS
 from framekit.serializers import JSON
 
-from ..conftest import ipv6_available
+from ..conftest import MQTT_PUBLISH, ipv6_available
 from .conftest import Runner, abstract_name
-from .helpers import WAIT, echo_datagrams, wait_until
+from .helpers import WAIT, Lines, echo_datagrams, wait_until
 
 pytestmark = pytest.mark.network
 
@@ -291,5 +292,53 @@ def test_datagram_server_lifetime(run: Runner, sock_dir: str) -> None:
             assert await asyncio.wait_for(client.recv(), WAIT) == b"once"
         await asyncio.wait_for(server.wait_closed(), WAIT)
         assert not server.is_serving()
+
+    run(main())
+
+
+def test_mqtt_packets_with_prefix(run: Runner, LP: Callable[..., Any], dgram_address: str) -> None:
+    codec = LP(**PRESET_ARGS["mqtt"])
+
+    async def broker(endpoint: Any) -> None:
+        while True:
+            packet, sender = await endpoint.recvfrom()
+            if packet[:1] == b"\xc0":  # PINGREQ -> PINGRESP
+                await endpoint.sendto(b"", sender, prefix=b"\xd0")
+            else:  # PUBLISH (a 1-byte remaining length): back to the sender
+                await endpoint.send_many([packet[2:]], sender, prefix=packet[:1])
+
+    async def main() -> None:
+        server = await fa.serve(dgram_address, broker, codec)
+        async with server, await fa.connect(server.address, codec, max_datagram_size=12) as client:
+            await client.send(b"", prefix=b"\xc0")
+            assert await asyncio.wait_for(client.recv(), WAIT) == b"\xd0\x00"
+            await client.sendto(b"\x00\x03a/bhey", server.address, prefix=b"\x30")
+            assert await asyncio.wait_for(client.recv(), WAIT) == MQTT_PUBLISH
+            # two datagrams (10 + 2 bytes, then 2): the broker answers each frame
+            await client.send_many([b"\x00\x03a/bhey", b"", b""], prefix=b"\x30")
+            got = [await asyncio.wait_for(client.recv(), WAIT) for _ in range(3)]
+            assert sorted(got) == sorted([MQTT_PUBLISH, b"\x30\x00", b"\x30\x00"])
+
+    run(main())
+
+
+def test_prefix_for_a_codec_without_it(run: Runner) -> None:
+    """None calls the codec as before; a prefix is the codec's own TypeError."""
+
+    async def main() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as raw:
+            raw.bind(("127.0.0.1", 0))
+            raw.setblocking(False)
+            target = f"udp://127.0.0.1:{raw.getsockname()[1]}"
+            async with await fa.open_datagram(remote=target, codec=Lines()) as ep:
+                await ep.send(b"plain", prefix=None)
+                await ep.send_many([b"one", b"two"], prefix=None)
+                assert [await raw_recv(raw) for _ in range(2)] == [b"plain\n", b"one\ntwo\n"]
+                with pytest.raises(TypeError, match="prefix"):
+                    await ep.send(b"x", prefix=b"Q")
+                with pytest.raises(TypeError, match="prefix"):
+                    await ep.sendto(b"x", target, prefix=b"Q")
+                with pytest.raises(TypeError, match="prefix"):
+                    await ep.send_many([b"x"], prefix=b"Q")
 
     run(main())

@@ -11,9 +11,10 @@ import pytest
 import framekit
 from framekit import serializers
 from framekit.addresses import parse_address
+from framekit.presets import PRESET_ARGS
 from framekit.sync.datagram import MAX_UDP_DATAGRAM, MAX_UNIX_DATAGRAM
 
-from ..conftest import needs_ipv6
+from ..conftest import MQTT_PUBLISH, needs_ipv6
 from .helpers import TIMEOUT, LineCodec, LogWatcher, connect_to, running
 
 Pair = Tuple[socket.socket, socket.socket]
@@ -242,3 +243,34 @@ def test_any_codec_implementing_the_interface(bind: str) -> None:
         conn.socket.send(b"unterminated")  # a malformed datagram in this framing
         conn.send(b"three")
         assert conn.recv() == b"THREE"
+
+
+def test_mqtt_packets_with_prefix(pair: Pair, LP: Callable[..., Any]) -> None:
+    tx, rx = pair
+    codec = LP(**PRESET_ARGS["mqtt"])
+    sender = framekit.DatagramSocket(tx, codec, max_datagram_size=12)
+    receiver = framekit.DatagramSocket(rx, codec)
+    sender.send(b"", prefix=b"\xc0")  # PINGREQ
+    assert rx.recv(100) == b"\xc0\x00"
+    sender.sendto(b"\x00\x03a/bhey", rx.getsockname(), prefix=b"\x30")  # PUBLISH a/b "hey"
+    assert receiver.recv() == MQTT_PUBLISH
+    # 10 + 2 bytes fit one 12-byte datagram, the last 2 need another
+    assert sender.send_many([b"\x00\x03a/bhey", b"", b""], prefix=b"\x30") == 2
+    assert [receiver.recv() for _ in range(3)] == [MQTT_PUBLISH, b"\x30\x00", b"\x30\x00"]
+    assert sender.send_many([b""], rx.getsockname(), prefix=b"\xc0") == 1
+    assert receiver.recv() == b"\xc0\x00"
+
+
+def test_prefix_for_a_codec_without_it(pair: Pair) -> None:
+    """None calls the codec as before; a prefix is the codec's own TypeError."""
+    tx, rx = pair
+    sender = framekit.DatagramSocket(tx, LineCodec())
+    sender.send(b"plain", prefix=None)
+    sender.send_many([b"one", b"two"], prefix=None)
+    assert [rx.recv(100) for _ in range(2)] == [b"plain\n", b"one\ntwo\n"]
+    with pytest.raises(TypeError, match="prefix"):
+        sender.send(b"x", prefix=b"Q")
+    with pytest.raises(TypeError, match="prefix"):
+        sender.sendto(b"x", rx.getsockname(), prefix=b"Q")
+    with pytest.raises(TypeError, match="prefix"):
+        sender.send_many([b"x"], prefix=b"Q")

@@ -10,9 +10,11 @@ import pytest
 
 import framekit
 from framekit import serializers
+from framekit.presets import PRESET_ARGS
 from framekit.sync.framed import VECTORED_MIN_SIZE, FramedSocket
 
-from .helpers import LineCodec, join, start_thread, tcp_pair, unix_pair
+from ..conftest import MQTT_PUBLISH, PG_QUERY
+from .helpers import LineCodec, connect_to, join, running, start_thread, tcp_pair, unix_pair
 
 Pair = Tuple[socket.socket, socket.socket]
 
@@ -342,3 +344,60 @@ def test_close_and_context_manager(stream_pair: Pair) -> None:
         assert "FramedSocket" in repr(fs)
     assert a.fileno() == -1
     fs.close()  # again: no error
+
+
+# -- prefix=: protocols with bytes before the length field ------------------------------
+
+
+def test_postgres_messages_with_prefix(stream_pair: Pair, LP: Callable[..., Any]) -> None:
+    a, b = stream_pair
+    codec = LP(**PRESET_ARGS["postgres"])
+    sender, receiver = FramedSocket(a, codec), FramedSocket(b, codec)
+    sender.send(b"SELECT 1\x00", prefix=b"Q")
+    assert b.recv(100) == PG_QUERY  # the very bytes a PostgreSQL client sends
+    big = os.urandom(VECTORED_MIN_SIZE + 1)  # framed by encode_parts, sent vectored
+    sender.send(big, prefix=b"d")
+    sender.send_many([b"", b"SELECT 1\x00"], prefix=b"Q")
+    assert receiver.recv() == b"d" + (len(big) + 4).to_bytes(4, "big") + big
+    assert [receiver.recv() for _ in range(2)] == [b"Q\x00\x00\x00\x04", PG_QUERY]
+    with pytest.raises(ValueError, match="prefix"):
+        sender.send(b"SELECT 1\x00")  # the codec's own error: the preset needs its type byte
+
+
+def test_mqtt_packets_with_prefix_through_a_server(LP: Callable[..., Any]) -> None:
+    codec = LP(**PRESET_ARGS["mqtt"])
+
+    def broker(conn: FramedSocket) -> None:
+        for packet in conn:  # small packets: a 1-byte remaining length
+            kind, body = packet[:1], packet[2:]
+            if kind == b"\xc0":  # PINGREQ -> PINGRESP
+                conn.send(b"", prefix=b"\xd0")
+            else:  # PUBLISH: back to the sender, QoS 0
+                conn.send_many([body], prefix=kind)
+
+    with running("tcp://127.0.0.1:0", broker, codec) as server, connect_to(server, codec) as conn:
+        conn.send(b"", prefix=b"\xc0")  # PINGREQ
+        conn.send_many([b"\x00\x03a/bhey", b"\x00\x01c"], prefix=b"\x30")  # 2 PUBLISH
+        assert [conn.recv() for _ in range(3)] == [b"\xd0\x00", MQTT_PUBLISH, b"0\x03\x00\x01c"]
+
+
+def test_prefix_with_a_serializer(stream_pair: Pair, LP: Callable[..., Any]) -> None:
+    a, b = stream_pair
+    codec = LP(**PRESET_ARGS["grpc"])
+    FramedSocket(a, codec, serializer=serializers.JSON).send([1], prefix=b"\x00")
+    assert FramedSocket(b, codec).recv() == b"\x00\x00\x00\x00\x03[1]"
+
+
+def test_prefix_for_a_codec_without_it(stream_pair: Pair) -> None:
+    """None calls the codec as before; a prefix is the codec's own TypeError."""
+    a, b = stream_pair
+    sender = FramedSocket(a, LineCodec())
+    sender.send(b"plain", prefix=None)
+    sender.send_many([b"one", b"two"], prefix=None)
+    assert b.recv(100) == b"plain\none\ntwo\n"
+    with pytest.raises(TypeError, match="prefix"):
+        sender.send(b"x", prefix=b"Q")
+    with pytest.raises(TypeError, match="prefix"):
+        sender.send(b"x" * VECTORED_MIN_SIZE, prefix=b"Q")
+    with pytest.raises(TypeError, match="prefix"):
+        sender.send_many([b"x"], prefix=b"Q")

@@ -84,11 +84,15 @@ class Connection:
 
     # -- sending --------------------------------------------------------------
 
-    async def send(self, payload: Any) -> None:
+    async def send(self, payload: Any, *, prefix: Optional[bytes] = None) -> None:
         """Send one frame; wait only if the peer is slow (flow control).
 
         Args:
             payload: bytes-like, or any object when the connection has a serializer.
+            prefix: the bytes before the length field, for a codec with
+                ``length_offset`` (the type byte of the Postgres, MQTT and gRPC
+                presets); passed on as ``codec.encode(..., prefix=prefix)``.
+                ``None`` calls the codec without it.
 
         Raises:
             ConnectionClosed: the connection was closed.
@@ -101,15 +105,23 @@ class Connection:
             payload = serializers.dumps(self.serializer, payload)
         flow = self._flow
         flow.check()
+        codec = self.codec
         if len(payload) < VECTORED_SEND_MIN:
-            self.transport.write(self.codec.encode(payload))
+            if prefix is None:
+                self.transport.write(codec.encode(payload))
+            else:
+                self.transport.write(codec.encode(payload, prefix=prefix))  # type: ignore[call-arg]
+        elif prefix is None:
+            self.transport.writelines(codec.encode_parts(payload))
         else:
-            self.transport.writelines(self.codec.encode_parts(payload))
+            self.transport.writelines(codec.encode_parts(payload, prefix=prefix))  # type: ignore[call-arg]
         if flow.paused:
             await flow.wait()
 
-    async def send_many(self, payloads: Iterable[Any]) -> None:
+    async def send_many(self, payloads: Iterable[Any], *, prefix: Optional[bytes] = None) -> None:
         """Send several frames with one write (``codec.encode_many``).
+
+        ``prefix``, as for :meth:`send`, goes before the length of every frame.
 
         Raises:
             As :meth:`send`; nothing is sent if any payload cannot be framed.
@@ -119,7 +131,11 @@ class Connection:
             payloads = [serializers.dumps(serializer, p) for p in payloads]
         flow = self._flow
         flow.check()
-        self.transport.write(self.codec.encode_many(payloads))
+        if prefix is None:
+            data = self.codec.encode_many(payloads)
+        else:
+            data = self.codec.encode_many(payloads, prefix=prefix)  # type: ignore[call-arg]
+        self.transport.write(data)
         if flow.paused:
             await flow.wait()
 

@@ -197,10 +197,13 @@ class DatagramEndpoint:
 
     # -- sending --------------------------------------------------------------
 
-    def _frame(self, payload: Any) -> bytes:
+    def _frame(self, payload: Any, prefix: Optional[bytes]) -> bytes:
         if self.serializer is not None:
             payload = serializers.dumps(self.serializer, payload)
-        data = self.codec.encode(payload)
+        if prefix is None:
+            data = self.codec.encode(payload)
+        else:
+            data = self.codec.encode(payload, prefix=prefix)  # type: ignore[call-arg]
         if len(data) > self.max_datagram_size:
             raise FrameTooLarge(
                 f"a frame of {len(data)} bytes does not fit one datagram "
@@ -225,8 +228,12 @@ class DatagramEndpoint:
         if flow.paused:
             await flow.wait()
 
-    async def send(self, payload: Any) -> None:
+    async def send(self, payload: Any, *, prefix: Optional[bytes] = None) -> None:
         """Send one frame, as one datagram, to the connected peer.
+
+        ``prefix``: the bytes before the length field, for a codec with
+        ``length_offset`` (passed on as ``codec.encode(..., prefix=prefix)``;
+        ``None`` calls the codec without it).
 
         Raises:
             FrameTooLarge: the frame does not fit one datagram.
@@ -234,27 +241,31 @@ class DatagramEndpoint:
             ConnectionClosed: the endpoint was closed.
             SerializationError: the serializer failed.
         """
-        await self._sendto((self._frame(payload),), None)
+        await self._sendto((self._frame(payload, prefix),), None)
 
-    async def sendto(self, payload: Any, address: Any) -> None:
+    async def sendto(self, payload: Any, address: Any, *, prefix: Optional[bytes] = None) -> None:
         """Send one frame, as one datagram, to ``address``.
 
         Args:
             payload: bytes-like, or an object with a serializer.
             address: a socket address (as :meth:`recvfrom` returns), an
                 address URL, or an :class:`~framekit.addresses.Address`.
+            prefix: as for :meth:`send`.
 
         Raises:
             As :meth:`send`.
         """
-        await self._sendto((self._frame(payload),), address)
+        await self._sendto((self._frame(payload, prefix),), address)
 
-    async def send_many(self, payloads: Iterable[Any], address: Any = None) -> None:
+    async def send_many(
+        self, payloads: Iterable[Any], address: Any = None, *, prefix: Optional[bytes] = None
+    ) -> None:
         """Send frames packed into as few datagrams as ``max_datagram_size`` allows.
 
         Args:
             payloads: the frames' payloads, in order.
             address: the destination; None for the connected peer.
+            prefix: as for :meth:`send`, before every frame's length.
 
         Raises:
             As :meth:`send`; nothing is sent if any frame does not fit a datagram.
@@ -262,7 +273,7 @@ class DatagramEndpoint:
         datagrams: List[bytes] = []
         group: List[bytes] = []
         size = 0
-        for frame in [self._frame(p) for p in payloads]:
+        for frame in [self._frame(p, prefix) for p in payloads]:
             if size + len(frame) > self.max_datagram_size:
                 datagrams.append(b"".join(group))
                 group, size = [], 0

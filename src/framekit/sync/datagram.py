@@ -152,17 +152,21 @@ class DatagramSocket:
 
     # -- sending ------------------------------------------------------------
 
-    def send(self, payload: Any) -> None:
+    def send(self, payload: Any, *, prefix: Optional[bytes] = None) -> None:
         """Send one frame in one datagram to the connected peer.
+
+        ``prefix``: the bytes before the length field, for a codec with
+        ``length_offset`` (passed on as ``codec.encode(..., prefix=prefix)``;
+        ``None`` calls the codec without it).
 
         Raises:
             FrameTooLarge: the frame is larger than ``max_datagram_size``.
             SerializationError, ValueError: the payload cannot be framed.
             OSError: the socket failed (not connected, for one).
         """
-        self.socket.send(self._frame(payload))
+        self.socket.send(self._frame(payload, prefix))
 
-    def sendto(self, payload: Any, address: Any) -> None:
+    def sendto(self, payload: Any, address: Any, *, prefix: Optional[bytes] = None) -> None:
         """Send one frame in one datagram to ``address``.
 
         Args:
@@ -170,19 +174,23 @@ class DatagramSocket:
             address: an address as :meth:`recvfrom` returns it, an
                 :class:`~framekit.addresses.Address`, or a ``udp://`` or
                 ``unixgram://`` URL.
+            prefix: as for :meth:`send`.
 
         Raises:
             like :meth:`send`.
         """
-        self.socket.sendto(self._frame(payload), _sockaddr(address))
+        self.socket.sendto(self._frame(payload, prefix), _sockaddr(address))
 
-    def send_many(self, payloads: Iterable[Any], address: Any = None) -> int:
+    def send_many(
+        self, payloads: Iterable[Any], address: Any = None, *, prefix: Optional[bytes] = None
+    ) -> int:
         """Send frames packed into as few datagrams as ``max_datagram_size`` allows.
 
         Args:
             payloads: the frames' payloads (objects if a serializer is set).
             address: where to send (as for :meth:`sendto`); ``None`` for the
                 connected peer.
+            prefix: as for :meth:`send`, before every frame's length.
 
         Returns:
             The number of datagrams sent.
@@ -190,7 +198,7 @@ class DatagramSocket:
         Raises:
             FrameTooLarge: one frame does not fit a datagram; nothing was sent.
         """
-        frames = [self._frame(p) for p in payloads]
+        frames = [self._frame(p, prefix) for p in payloads]
         packs: List[List[bytes]] = []
         size = self.max_datagram_size + 1  # forces a new pack for the first frame
         for frame in frames:
@@ -208,10 +216,13 @@ class DatagramSocket:
                 self.socket.sendto(data, target)
         return len(packs)
 
-    def _frame(self, payload: Any) -> bytes:
+    def _frame(self, payload: Any, prefix: Optional[bytes]) -> bytes:
         if self.serializer is not None:
             payload = dumps(self.serializer, payload)
-        frame = self.codec.encode(payload)
+        if prefix is None:
+            frame = self.codec.encode(payload)
+        else:
+            frame = self.codec.encode(payload, prefix=prefix)  # type: ignore[call-arg]
         if len(frame) > self.max_datagram_size:
             raise FrameTooLarge(
                 f"frame of {len(frame)} bytes does not fit one datagram "

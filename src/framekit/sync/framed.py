@@ -219,8 +219,15 @@ class FramedSocket:
 
     # -- sending ------------------------------------------------------------
 
-    def send(self, payload: Any) -> None:
+    def send(self, payload: Any, *, prefix: Optional[bytes] = None) -> None:
         """Send one frame carrying ``payload`` (an object if a serializer is set).
+
+        Args:
+            payload: bytes-like, or an object if a serializer is set.
+            prefix: the bytes before the length field, for a codec with
+                ``length_offset`` (the type byte of the Postgres, MQTT and gRPC
+                presets); passed on as ``codec.encode(..., prefix=prefix)``.
+                ``None`` calls the codec without it.
 
         Raises:
             ValueError: the codec cannot frame it (too large for the length
@@ -236,23 +243,34 @@ class FramedSocket:
             and (len(payload) if type(payload) is bytes else memoryview(payload).nbytes)
             >= VECTORED_MIN_SIZE
         ):
-            parts = self.codec.encode_parts(payload)
+            if prefix is None:
+                parts = self.codec.encode_parts(payload)
+            else:
+                parts = self.codec.encode_parts(payload, prefix=prefix)  # type: ignore[call-arg]
             with self._send_lock:
                 send_vectored(self.socket, parts)
         else:
-            data = self.codec.encode(payload)
+            if prefix is None:
+                data = self.codec.encode(payload)
+            else:
+                data = self.codec.encode(payload, prefix=prefix)  # type: ignore[call-arg]
             with self._send_lock:
                 self.socket.sendall(data)
 
-    def send_many(self, payloads: Iterable[Any]) -> None:
+    def send_many(self, payloads: Iterable[Any], *, prefix: Optional[bytes] = None) -> None:
         """Send several frames with one ``sendall``.
+
+        ``prefix``, as for :meth:`send`, goes before the length of every frame.
 
         Raises:
             like :meth:`send`; nothing is sent if encoding any frame fails.
         """
         if self.serializer is not None:
             payloads = [dumps(self.serializer, p) for p in payloads]
-        data = self.codec.encode_many(payloads)
+        if prefix is None:
+            data = self.codec.encode_many(payloads)
+        else:
+            data = self.codec.encode_many(payloads, prefix=prefix)  # type: ignore[call-arg]
         with self._send_lock:
             self.socket.sendall(data)
 
