@@ -48,11 +48,12 @@ def reload_codec_selector() -> ModuleType:
 
 # --- network fixtures shared by the transport tests ---------------------------
 
+import contextlib  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
 import ssl  # noqa: E402
 import tempfile  # noqa: E402
-from typing import Iterator, Tuple  # noqa: E402
+from typing import Iterator, List, Tuple  # noqa: E402
 
 
 def ipv6_available() -> bool:
@@ -84,6 +85,42 @@ def sock_dir() -> Iterator[str]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+#: Someone alive at a Unix socket path, as :func:`live_unix_socket` makes them.
+LIVE_UNIX_SOCKETS = ["stream", "datagram", "connected datagram", "full backlog"]
+
+
+@contextlib.contextmanager
+def live_unix_socket(path: str, kind: str) -> Iterator[socket.socket]:
+    """A live socket bound to ``path`` that a server must not take over.
+
+    Probing it with a connect does not fail with ``ECONNREFUSED`` but, by kind
+    and the probe's socket type: success, ``EPROTOTYPE`` (the other socket
+    type), ``EPERM`` (a datagram socket connected elsewhere) or ``EAGAIN``.
+    """
+    datagram = kind in ("datagram", "connected datagram")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM if datagram else socket.SOCK_STREAM)
+    clients: List[socket.socket] = []
+    with sock, contextlib.ExitStack() as stack:
+        sock.bind(path)
+        if kind == "connected datagram":
+            peer = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM))
+            peer.bind("")
+            sock.connect(peer.getsockname())
+        elif kind == "stream":
+            sock.listen(8)
+        elif kind == "full backlog":
+            sock.listen(0)
+            while len(clients) < 100:  # connect until the backlog refuses (EAGAIN)
+                client = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+                client.setblocking(False)
+                clients.append(client)
+                try:
+                    client.connect(path)
+                except BlockingIOError:
+                    break
+        yield sock
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,18 @@ import pytest
 import framekit
 import framekit.asyncio as fa
 
+from ..conftest import LIVE_UNIX_SOCKETS, live_unix_socket
 from .conftest import Family, Runner, abstract_name
-from .helpers import WAIT, close_writer, echo, raw_connect, recv_all, reset, wait_until
+from .helpers import (
+    WAIT,
+    close_writer,
+    echo,
+    echo_datagrams,
+    raw_connect,
+    recv_all,
+    reset,
+    wait_until,
+)
 
 pytestmark = pytest.mark.network
 
@@ -286,6 +296,31 @@ def test_unix_live_server_is_address_in_use(run: Runner, sock_dir: str) -> None:
         async with await fa.serve(name, echo):
             with pytest.raises(OSError):
                 await fa.serve(name, echo)
+
+    run(main())
+
+
+@pytest.mark.parametrize("scheme", ["unix", "unixgram"])
+@pytest.mark.parametrize("live", LIVE_UNIX_SOCKETS)
+def test_unix_any_live_socket_is_address_in_use(
+    run: Runner, sock_dir: str, scheme: str, live: str
+) -> None:
+    """Only a refused connect means stale: a live socket of the other type
+    (EPROTOTYPE), a connected datagram socket (EPERM) or a full backlog
+    (EAGAIN) keeps its file."""
+    path = os.path.join(sock_dir, "s.sock")
+    handler = echo if scheme == "unix" else echo_datagrams
+
+    async def main() -> None:
+        with live_unix_socket(path, live):
+            inode = os.stat(path).st_ino
+            with pytest.raises(OSError, match="address in use") as info:
+                await fa.serve(f"{scheme}://{path}", handler)
+            assert info.value.errno == errno.EADDRINUSE
+            if scheme == "unixgram":
+                with pytest.raises(OSError, match="address in use"):
+                    await fa.open_datagram(f"{scheme}://{path}")
+            assert os.stat(path).st_ino == inode
 
     run(main())
 

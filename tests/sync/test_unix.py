@@ -12,6 +12,7 @@ import pytest
 
 import framekit
 
+from ..conftest import LIVE_UNIX_SOCKETS, live_unix_socket
 from .helpers import connect_to, echo, running
 
 
@@ -68,6 +69,20 @@ def test_live_server_gives_address_in_use(scheme: str, sock_dir: str) -> None:
             framekit.serve(address, _handler(scheme))
         assert info.value.errno == errno.EADDRINUSE
         assert address in str(info.value)
+
+
+@pytest.mark.parametrize("live", LIVE_UNIX_SOCKETS)
+def test_any_live_socket_gives_address_in_use(scheme: str, live: str, sock_dir: str) -> None:
+    """Only a refused connect means stale: a live socket of the other type
+    (EPROTOTYPE), a connected datagram socket (EPERM) or a full backlog
+    (EAGAIN) keeps its file."""
+    path = os.path.join(sock_dir, "s.sock")
+    with live_unix_socket(path, live):
+        inode = os.stat(path).st_ino
+        with pytest.raises(OSError, match="address in use") as info:
+            framekit.serve(f"{scheme}://{path}", _handler(scheme))
+        assert info.value.errno == errno.EADDRINUSE
+        assert os.stat(path).st_ino == inode
 
 
 def test_live_server_file_survives_a_failed_bind(sock_dir: str) -> None:

@@ -30,7 +30,8 @@ into objects.  Works on asyncio's loop and on uvloop.
 Modules: :mod:`.connection` (``connect``, ``Connection``), :mod:`.server`
 (``serve``, ``Server``), :mod:`.datagram` (``open_datagram``,
 ``DatagramEndpoint``), :mod:`.protocol`, :mod:`.inbox`, :mod:`.flow`, and the
-private :mod:`._sockets` (socket set-up, TLS arguments, Unix socket files),
+private :mod:`._sockets` (socket set-up; the Unix socket file rules, TLS
+arguments and peer names are the blocking API's, in :mod:`framekit._sockets`),
 :mod:`._options` (argument checks) and :mod:`._unixgram` (a datagram transport
 for Unix sockets on loops that mangle their addresses).
 """

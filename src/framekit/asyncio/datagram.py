@@ -39,19 +39,13 @@ import logging
 from typing import Any, Iterable, List, Optional, Tuple
 
 from .. import serializers
+from .._sockets import DEFAULT_UNIX_MODE, UnixFile, peer_name
 from ..addresses import SCHEMES, Address, AddressLike, parse_address
 from ..errors import ConnectionClosed, CorruptedFrame, FrameTooLarge, FramingError
 from ..interface import Codec
 from ..serializers import Serializer
 from ._options import check_serializer, make_codec
-from ._sockets import (
-    DEFAULT_UNIX_MODE,
-    UnixFile,
-    bind_unix,
-    connect_unix,
-    host_port,
-    peer_name,
-)
+from ._sockets import bind_unix, connect_unix, host_port
 from ._unixgram import create_socket_datagram_endpoint
 from .flow import WriteFlow
 from .inbox import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FRAMES, Inbox, check_limits
@@ -114,7 +108,7 @@ class DatagramProtocol(asyncio.DatagramProtocol):
         if len(data) > self.max_datagram_size:
             inbox.put_error(
                 CorruptedFrame(
-                    f"datagram of {len(data)} bytes from {peer_name(addr)} is larger than "
+                    f"datagram of {len(data)} bytes from {_sender(addr)} is larger than "
                     f"max_datagram_size ({self.max_datagram_size}); dropped",
                     address=addr,
                 )
@@ -126,7 +120,7 @@ class DatagramProtocol(asyncio.DatagramProtocol):
             decoder.eof()
         except FramingError as exc:
             error = CorruptedFrame(
-                f"malformed datagram of {len(data)} bytes from {peer_name(addr)}: {exc}",
+                f"malformed datagram of {len(data)} bytes from {_sender(addr)}: {exc}",
                 address=addr,
             )
             error.__cause__ = exc
@@ -385,6 +379,11 @@ class DatagramEndpoint:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<framekit.asyncio.DatagramEndpoint {state} local={self.local_address!r}>"
+
+
+def _sender(sockaddr: Any) -> str:
+    """The sender of a datagram, named for a message (an IP tuple is UDP)."""
+    return peer_name("udp" if isinstance(sockaddr, tuple) else "unixgram", sockaddr)
 
 
 def _datagram_address(address: Optional[AddressLike], role: str) -> Optional[Address]:

@@ -43,19 +43,13 @@ import socket
 import ssl as _ssl
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Union
 
+from .._sockets import DEFAULT_UNIX_MODE, UnixFile, peer_name, tls_context
 from ..addresses import Address, AddressLike, address_from_sockaddr, parse_address
 from ..errors import ConnectionClosed, FramingError
 from ..interface import Codec
 from ..serializers import Serializer
 from ._options import check_serializer, make_codec
-from ._sockets import (
-    DEFAULT_UNIX_MODE,
-    UnixFile,
-    bind_unix,
-    host_port,
-    peer_name,
-    tls_context,
-)
+from ._sockets import bind_unix, host_port
 from .connection import Connection
 from .datagram import DatagramEndpoint, open_datagram
 from .inbox import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FRAMES, check_limits
@@ -157,7 +151,7 @@ class Server:
     def _connection_made(self, protocol: FramedProtocol) -> None:
         transport = protocol.transport
         assert transport is not None
-        peer = peer_name(transport.get_extra_info("peername"))
+        peer = peer_name(self._requested.scheme, transport.get_extra_info("peername"))
         if self._closed.done():
             protocol.close(abort=True)
             return

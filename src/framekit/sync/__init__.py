@@ -14,8 +14,9 @@ tutorials teach, with framing done by the codec (see :mod:`framekit.interface`):
 Modules: ``framed`` and ``datagram`` (the sockets), ``connect``, ``server``
 (the Server, its accept loop and connection threads), ``datagram_server`` (what
 a datagram server does with each datagram), ``handler`` (FrameHandler), and
-``_sockets`` (creation, binding and Unix socket files, one code path for every
-address family).
+``_sockets`` (creation and binding, one code path for every address family).
+The Unix socket file rules, TLS arguments and peer names are shared with the
+asyncio transports, in :mod:`framekit._sockets`.
 """
 
 from .connect import connect

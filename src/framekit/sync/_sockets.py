@@ -7,25 +7,13 @@ one code path: an :class:`~framekit.addresses.Address` knows its family and
 socket type, :func:`_candidates` turns it into ``(family, type, proto,
 sockaddr)`` tuples (``getaddrinfo`` for IP, the path itself for Unix), and the
 same loop tries each one.  The only Unix-specific code is what a filesystem
-path needs and an IP port does not:
+path needs and an IP port does not: its permissions, stale files and cleanup,
+by the rules the asyncio transports share (:class:`framekit._sockets.UnixFile`,
+whose design notes give them).  Abstract names (``unix:@name``) have no file.
 
-* **Permissions.**  The socket file gets ``unix_mode`` (default 0600).  We
-  ``fchmod`` the socket *before* ``bind`` (Linux creates the file from the
-  socket inode's mode, less the umask), so the file is never more open than
-  asked, even for an instant, and ``chmod`` it after ``bind`` to get exactly
-  the mode asked for whatever the umask.  ``os.umask`` is process-wide and
-  would race with other threads, so it is not touched.
-* **Stale files.**  A server killed without cleanup leaves its file behind and
-  ``bind`` fails with ``EADDRINUSE``.  Before binding we probe the path: if a
-  ``connect`` is refused, nobody is listening and the file is removed; if it
-  succeeds, a live server owns the path and we raise a clear "address in use".
-  A path that exists but is not a socket is never removed.
-* **Cleanup.**  :class:`UnixFile` remembers the inode it created and removes
-  the file at shutdown only if it is still that inode (another server may have
-  replaced it meanwhile).  Abstract names (``unix:@name``) have no file.
-
-TLS is not here: wrapping is the caller's business (the client wraps at once,
-the server in each connection's thread).
+TLS is not here: :func:`framekit._sockets.tls_context` picks the context, and
+wrapping is the caller's business (the client wraps at once, the server in
+each connection's thread).
 """
 
 from __future__ import annotations
@@ -33,24 +21,14 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import stat
 from typing import Any, List, Optional, Tuple
 
+from .._sockets import DEFAULT_UNIX_MODE, UnixFile
 from ..addresses import Address, address_from_sockaddr
 
-__all__ = [
-    "UnixFile",
-    "bind_socket",
-    "bound_address",
-    "connect_socket",
-    "peer_name",
-    "set_nodelay",
-]
+__all__ = ["bind_socket", "bound_address", "connect_socket", "set_nodelay"]
 
 Candidate = Tuple[int, int, int, Any]
-
-#: How long the stale-file probe waits for a live server to accept.
-_PROBE_TIMEOUT = 1.0
 
 
 def _candidates(address: Address, *, passive: bool) -> List[Candidate]:
@@ -148,7 +126,7 @@ def bind_socket(
     address: Address,
     *,
     backlog: int = 128,
-    unix_mode: int = 0o600,
+    unix_mode: int = DEFAULT_UNIX_MODE,
     reuse_port: bool = False,
 ) -> Tuple[socket.socket, Optional[UnixFile]]:
     """Bind (and for streams, listen on) ``address``.
@@ -178,7 +156,7 @@ def bind_socket(
     def setup(sock: socket.socket, family: int) -> None:
         if family == socket.AF_UNIX:
             if unix_file is not None:
-                os.fchmod(sock.fileno(), unix_mode)
+                unix_file.before_bind(sock)
             return
         if not address.is_datagram and os.name != "nt":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -206,86 +184,3 @@ def bound_address(address: Address, sock: socket.socket) -> Address:
     if address.is_tls and address.family == socket.AF_UNSPEC:
         return Address(address.scheme, host=address.host, port=bound.port)
     return bound
-
-
-class UnixFile:
-    """The filesystem entry of a bound Unix socket: its mode and its removal."""
-
-    def __init__(self, path: str, mode: int) -> None:
-        self.path = path
-        self.mode = mode
-        self._identity: Optional[Tuple[int, int]] = None
-
-    @classmethod
-    def prepare(cls, address: Address, mode: int) -> UnixFile:
-        """Clear the way for binding ``address``: remove a stale socket file.
-
-        Raises:
-            OSError: a live server is listening there (``EADDRINUSE``), or the
-                path exists and is not a socket.
-        """
-        assert address.path is not None
-        path = address.path
-        try:
-            info = os.stat(path)
-        except FileNotFoundError:
-            return cls(path, mode)
-        if not stat.S_ISSOCK(info.st_mode):
-            raise OSError(
-                errno.EADDRINUSE,
-                f"cannot bind {address.url()}: {path} exists and is not a socket",
-            )
-        if _is_live(path, address.socktype):
-            raise OSError(
-                errno.EADDRINUSE,
-                f"cannot bind {address.url()}: address in use (a server is listening there)",
-            )
-        try:
-            os.unlink(path)  # stale: left behind by a server that died
-        except FileNotFoundError:
-            pass
-        return cls(path, mode)
-
-    def created(self) -> None:
-        """Called right after ``bind``: set the exact mode, remember the inode."""
-        os.chmod(self.path, self.mode)
-        info = os.stat(self.path)
-        self._identity = (info.st_dev, info.st_ino)
-
-    def remove(self) -> None:
-        """Remove the file if it is still the one this server created."""
-        if self._identity is None:
-            return
-        try:
-            info = os.stat(self.path)
-            if (info.st_dev, info.st_ino) == self._identity:
-                os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-        self._identity = None
-
-
-def _is_live(path: str, socktype: int) -> bool:
-    """Whether something accepts connections at the Unix socket ``path``."""
-    with socket.socket(socket.AF_UNIX, socktype) as probe:
-        probe.settimeout(_PROBE_TIMEOUT)
-        try:
-            probe.connect(path)
-        except (ConnectionRefusedError, FileNotFoundError):
-            return False
-        except OSError as exc:
-            # EAGAIN: a live server whose backlog is full.
-            return exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK)
-        return True
-
-
-def peer_name(scheme: str, sockaddr: Any) -> str:
-    """A readable name for a peer's socket address, for log lines."""
-    if not sockaddr:
-        return f"an unnamed {scheme} peer"
-    if scheme == "tls":
-        scheme = "tcp"
-    try:
-        return address_from_sockaddr(scheme, sockaddr).url()
-    except (TypeError, IndexError, ValueError):
-        return repr(sockaddr)

@@ -7,7 +7,8 @@ family picks IP or Unix (one code path in :mod:`._sockets`), and ``tls://``
 adds TLS.  ``tls://`` without ``ssl=`` uses ``ssl.create_default_context()``,
 which verifies the server's certificate and host name: encryption without
 verification is opt-in (pass your own context), never the default.  An
-``ssl=`` context on ``tcp://`` or ``unix://`` also means TLS, as in asyncio.
+``ssl=`` context on ``tcp://`` or ``unix://`` also means TLS, as in asyncio:
+both transports pick the context with :func:`framekit._sockets.tls_context`.
 
 The timeout is ``socket.create_connection``'s: it bounds the connect (and the
 TLS handshake) and stays on the socket for every later call.
@@ -18,7 +19,8 @@ from __future__ import annotations
 import ssl as _ssl
 from typing import Optional, Union
 
-from ..addresses import Address, AddressLike, parse_address
+from .._sockets import tls_context
+from ..addresses import AddressLike, parse_address
 from ..interface import Codec
 from ..serializers import Serializer
 from ._sockets import connect_socket
@@ -82,32 +84,3 @@ def connect(
             sock.close()
             raise
     return FramedSocket(sock, codec, serializer=serializer)
-
-
-def tls_context(
-    address: Address, context: Optional[_ssl.SSLContext], *, server_side: bool
-) -> Optional[_ssl.SSLContext]:
-    """The TLS context to use for ``address``, or ``None`` for plain sockets.
-
-    Raises:
-        ValueError: TLS for a datagram address; a server ``tls://`` address
-            without a context (a server needs its certificate).
-        TypeError: ``context`` is not an ``ssl.SSLContext``.
-    """
-    if context is not None and not isinstance(context, _ssl.SSLContext):
-        raise TypeError(f"ssl must be an ssl.SSLContext, not {type(context).__name__}")
-    if address.is_datagram:
-        if context is not None:
-            raise ValueError(f"TLS is not available for datagrams ({address.url()})")
-        return None
-    if not address.is_tls:
-        return context
-    if context is not None:
-        return context
-    if server_side:
-        raise ValueError(
-            f"serving {address.url()} needs ssl=: an ssl.SSLContext with the server's "
-            "certificate (ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH); "
-            "ctx.load_cert_chain(certfile, keyfile))"
-        )
-    return _ssl.create_default_context()

@@ -22,8 +22,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from .._sockets import peer_name
 from ..errors import FramingError, SerializationError
-from ._sockets import peer_name
 from .datagram import DatagramSocket
 from .handler import Handler, is_frame_handler
 

@@ -44,12 +44,12 @@ import time
 from types import TracebackType
 from typing import Any, Optional, Set, Type
 
+from .._sockets import DEFAULT_UNIX_MODE, peer_name, tls_context
 from ..addresses import AddressLike, parse_address
 from ..errors import ConnectionClosed, FramingError
 from ..interface import Codec
 from ..serializers import Serializer
-from ._sockets import bind_socket, bound_address, peer_name, set_nodelay
-from .connect import tls_context
+from ._sockets import bind_socket, bound_address, set_nodelay
 from .datagram import DatagramSocket
 from .datagram_server import DatagramService
 from .framed import FramedSocket
@@ -106,7 +106,7 @@ class Server:
         ssl: Optional[_ssl.SSLContext] = None,
         max_connections: Optional[int] = None,
         serializer: Optional[Serializer] = None,
-        unix_mode: int = 0o600,
+        unix_mode: int = DEFAULT_UNIX_MODE,
         backlog: int = 128,
         reuse_port: bool = False,
         max_datagram_size: Optional[int] = None,
@@ -390,7 +390,7 @@ def serve(
     ssl: Optional[_ssl.SSLContext] = None,
     max_connections: Optional[int] = None,
     serializer: Optional[Serializer] = None,
-    unix_mode: int = 0o600,
+    unix_mode: int = DEFAULT_UNIX_MODE,
     backlog: int = 128,
     reuse_port: bool = False,
     max_datagram_size: Optional[int] = None,
