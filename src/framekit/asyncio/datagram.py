@@ -23,7 +23,8 @@ Sending.  ``send_many`` packs consecutive frames into as few datagrams as
 ``max_datagram_size`` allows.  A frame that cannot fit one datagram raises
 ``FrameTooLarge`` at send time, before anything is sent: a datagram socket
 would otherwise fail with ``EMSGSIZE``, or the peer would see a truncated
-datagram.
+datagram.  These rules are the blocking ``DatagramSocket``'s, from the same
+code (:mod:`framekit._datagrams`).
 
 Backpressure.  A datagram socket has no flow control to push back with; when
 more frames or bytes wait unread than the bounds allow, new datagrams are
@@ -36,12 +37,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import Any, Iterable, Optional, Tuple
 
 from .. import serializers
+from .._datagrams import encode_datagram, pack_datagrams, sockaddr_of
 from .._sockets import DEFAULT_UNIX_MODE, UnixFile, peer_name
-from ..addresses import SCHEMES, Address, AddressLike, parse_address
-from ..errors import ConnectionClosed, CorruptedFrame, FrameTooLarge, FramingError
+from ..addresses import Address, AddressLike, parse_address
+from ..errors import ConnectionClosed, CorruptedFrame, FramingError
 from ..interface import Codec
 from ..serializers import Serializer
 from ._options import check_serializer, make_codec
@@ -146,15 +148,6 @@ class DatagramProtocol(asyncio.DatagramProtocol):
         self.flow.resume()
 
 
-def _sockaddr(address: Any) -> Any:
-    """A URL or :class:`Address` becomes a socket address; anything else is one."""
-    if isinstance(address, Address):
-        return address.sockaddr
-    if isinstance(address, str) and address.partition(":")[0].lower() in SCHEMES:
-        return parse_address(address).sockaddr
-    return address
-
-
 def _same_peer(sockaddr: Any, remote: Any) -> bool:
     if isinstance(sockaddr, tuple) and isinstance(remote, tuple):
         return sockaddr[:2] == remote[:2]  # IPv6 adds flow info and scope id
@@ -192,20 +185,7 @@ class DatagramEndpoint:
     # -- sending --------------------------------------------------------------
 
     def _frame(self, payload: Any, prefix: Optional[bytes]) -> bytes:
-        if self.serializer is not None:
-            payload = serializers.dumps(self.serializer, payload)
-        if prefix is None:
-            data = self.codec.encode(payload)
-        else:
-            data = self.codec.encode(payload, prefix=prefix)  # type: ignore[call-arg]
-        if len(data) > self.max_datagram_size:
-            raise FrameTooLarge(
-                f"a frame of {len(data)} bytes does not fit one datagram "
-                f"(max_datagram_size={self.max_datagram_size})",
-                frame_length=len(data),
-                max_frame_size=self.max_datagram_size,
-            )
-        return data
+        return encode_datagram(self.codec, self.serializer, payload, prefix, self.max_datagram_size)
 
     async def _sendto(self, datagrams: Iterable[bytes], address: Any) -> None:
         flow = self._protocol.flow
@@ -214,7 +194,7 @@ class DatagramEndpoint:
             raise OSError(
                 errno.EDESTADDRREQ, "the endpoint is not connected: use sendto(payload, address)"
             )
-        sockaddr = None if address is None else _sockaddr(address)
+        sockaddr = None if address is None else sockaddr_of(address)
         if sockaddr is not None and _same_peer(sockaddr, self.remote_address):
             sockaddr = None  # a connected transport takes no address
         for datagram in datagrams:
@@ -264,18 +244,8 @@ class DatagramEndpoint:
         Raises:
             As :meth:`send`; nothing is sent if any frame does not fit a datagram.
         """
-        datagrams: List[bytes] = []
-        group: List[bytes] = []
-        size = 0
-        for frame in [self._frame(p, prefix) for p in payloads]:
-            if size + len(frame) > self.max_datagram_size:
-                datagrams.append(b"".join(group))
-                group, size = [], 0
-            group.append(frame)
-            size += len(frame)
-        if group:
-            datagrams.append(b"".join(group))
-        await self._sendto(datagrams, address)
+        frames = [self._frame(p, prefix) for p in payloads]
+        await self._sendto(pack_datagrams(frames, self.max_datagram_size), address)
 
     # -- receiving ------------------------------------------------------------
 

@@ -21,7 +21,8 @@ bytes for UDP (the largest IPv4 UDP payload) and 64 KiB for Unix datagrams.
 **Sending** checks the size first: a frame larger than ``max_datagram_size``
 raises ``FrameTooLarge`` before anything is sent.  ``send_many`` packs frames
 greedily into as few datagrams as the limit allows (each frame stays whole in
-one datagram), which a receiver reads back one frame per ``recv()``.
+one datagram), which a receiver reads back one frame per ``recv()``.  These
+sending rules are shared with the asyncio endpoints (:mod:`framekit._datagrams`).
 
 Frames decoded from one datagram are queued, with their sender, so a datagram
 packed by ``send_many`` feeds several ``recv()`` calls; ``buffered`` tells a
@@ -36,11 +37,11 @@ from itertools import repeat
 from types import TracebackType
 from typing import Any, Deque, Iterable, Iterator, List, Optional, Tuple, Type
 
-from ..addresses import Address, parse_address
+from .._datagrams import encode_datagram, pack_datagrams, sockaddr_of
 from ..codec import LengthPrefixed
-from ..errors import CorruptedFrame, FrameTooLarge, FramingError
+from ..errors import CorruptedFrame, FramingError
 from ..interface import Codec
-from ..serializers import Serializer, dumps, loads
+from ..serializers import Serializer, loads
 
 __all__ = ["MAX_UDP_DATAGRAM", "MAX_UNIX_DATAGRAM", "DatagramSocket"]
 
@@ -179,7 +180,7 @@ class DatagramSocket:
         Raises:
             like :meth:`send`.
         """
-        self.socket.sendto(self._frame(payload, prefix), _sockaddr(address))
+        self.socket.sendto(self._frame(payload, prefix), sockaddr_of(address))
 
     def send_many(
         self, payloads: Iterable[Any], address: Any = None, *, prefix: Optional[bytes] = None
@@ -199,38 +200,17 @@ class DatagramSocket:
             FrameTooLarge: one frame does not fit a datagram; nothing was sent.
         """
         frames = [self._frame(p, prefix) for p in payloads]
-        packs: List[List[bytes]] = []
-        size = self.max_datagram_size + 1  # forces a new pack for the first frame
-        for frame in frames:
-            if size + len(frame) > self.max_datagram_size:
-                packs.append([])
-                size = 0
-            packs[-1].append(frame)
-            size += len(frame)
-        target = None if address is None else _sockaddr(address)
-        for pack in packs:
-            data = b"".join(pack)
+        datagrams = pack_datagrams(frames, self.max_datagram_size)
+        target = None if address is None else sockaddr_of(address)
+        for data in datagrams:
             if target is None:
                 self.socket.send(data)
             else:
                 self.socket.sendto(data, target)
-        return len(packs)
+        return len(datagrams)
 
     def _frame(self, payload: Any, prefix: Optional[bytes]) -> bytes:
-        if self.serializer is not None:
-            payload = dumps(self.serializer, payload)
-        if prefix is None:
-            frame = self.codec.encode(payload)
-        else:
-            frame = self.codec.encode(payload, prefix=prefix)  # type: ignore[call-arg]
-        if len(frame) > self.max_datagram_size:
-            raise FrameTooLarge(
-                f"frame of {len(frame)} bytes does not fit one datagram "
-                f"(max_datagram_size {self.max_datagram_size})",
-                frame_length=len(frame),
-                max_frame_size=self.max_datagram_size,
-            )
-        return frame
+        return encode_datagram(self.codec, self.serializer, payload, prefix, self.max_datagram_size)
 
     # -- lifetime -----------------------------------------------------------
 
@@ -251,12 +231,3 @@ class DatagramSocket:
 
     def __repr__(self) -> str:
         return f"<DatagramSocket {self.socket!r} codec={self.codec!r}>"
-
-
-def _sockaddr(address: Any) -> Any:
-    """What ``sendto`` takes, from a raw socket address, an Address or a URL."""
-    if isinstance(address, Address):
-        return address.sockaddr
-    if isinstance(address, str) and address.startswith(("udp:", "unixgram:")):
-        return parse_address(address).sockaddr
-    return address
