@@ -102,6 +102,8 @@ def test_encode() -> None:
         (b"\r\n", b"\r\n"),
         (b"aa", b"xa"),  # b"xa" + b"aa" finds the delimiter one byte early
         (b"aba", b"xab"),
+        (b"\r\n\r\n", b"\r\n"),  # a payload shorter than the delimiter's overlap
+        (b"abab", b"ab"),
     ],
 )
 def test_encode_rejects_what_cannot_round_trip(delim: bytes, payload: bytes) -> None:

@@ -102,7 +102,7 @@ class Delimited(CodecBase):
         delim = self._delimiter
         # A delimiter inside the payload, or one formed by the payload's tail
         # and the delimiter's head (b"xa" + b"aa"), would end the frame early.
-        tail = data[len(data) - len(delim) + 1 :] if len(delim) > 1 else b""
+        tail = data[max(0, len(data) - len(delim) + 1) :] if len(delim) > 1 else b""
         if delim in data or (tail and (tail + delim).find(delim) != len(tail)):
             raise ValueError(
                 f"payload contains the delimiter {delim!r} (or ends with part of it): "
