@@ -34,10 +34,10 @@ from __future__ import annotations
 import socket
 from collections import deque
 from itertools import repeat
-from types import TracebackType
-from typing import Any, Deque, Iterable, Iterator, List, Optional, Tuple, Type
+from typing import Any, Deque, Iterable, Iterator, List, Optional, Tuple
 
 from .._datagrams import encode_datagram, pack_datagrams, sockaddr_of
+from .._util import Closing
 from ..codec import LengthPrefixed
 from ..errors import CorruptedFrame, FramingError
 from ..interface import Codec
@@ -51,7 +51,7 @@ MAX_UDP_DATAGRAM = 65507
 MAX_UNIX_DATAGRAM = 64 * 1024
 
 
-class DatagramSocket:
+class DatagramSocket(Closing):
     """Send and receive frames in datagrams (``udp://``, ``unixgram://``).
 
     Args:
@@ -217,17 +217,6 @@ class DatagramSocket:
     def close(self) -> None:
         """Close the socket.  Safe to call more than once."""
         self.socket.close()
-
-    def __enter__(self) -> DatagramSocket:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<DatagramSocket {self.socket!r} codec={self.codec!r}>"

@@ -51,9 +51,9 @@ import ssl
 import threading
 from functools import partial
 from itertools import chain
-from types import TracebackType
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Type
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence
 
+from .._util import Closing
 from ..codec import LengthPrefixed
 from ..errors import ConnectionClosed, FramingError
 from ..interface import Buffer, Codec
@@ -68,7 +68,7 @@ DEFAULT_READ_SIZE = 256 * 1024
 VECTORED_MIN_SIZE = 8 * 1024
 
 
-class FramedSocket:
+class FramedSocket(Closing):
     """Send and receive whole frames over a connected stream socket.
 
     Works over TCP, Unix stream and TLS sockets, blocking or with a timeout.
@@ -279,17 +279,6 @@ class FramedSocket:
     def close(self) -> None:
         """Close the socket.  Safe to call more than once."""
         self.socket.close()
-
-    def __enter__(self) -> FramedSocket:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<FramedSocket {self.socket!r} codec={self.codec!r}>"

@@ -17,8 +17,9 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from types import TracebackType
-from typing import Callable, Optional, TextIO, Type
+from typing import Callable, Optional, TextIO
+
+from .._util import Closing
 
 __all__ = ["Progress", "format_bytes", "format_duration", "render"]
 
@@ -82,7 +83,7 @@ def render(label: str, done: int, total: int, elapsed: float, width: int = 80) -
     return f"{label}{bar}{stats}"
 
 
-class Progress:
+class Progress(Closing):
     """A progress bar for ``total`` bytes, drawn on ``stream`` if it is a terminal.
 
     Args:
@@ -141,14 +142,3 @@ class Progress:
         line = render(self.label, self.done, self.total, now - self._start, width)
         self.stream.write("\r" + line + "\x1b[K")  # \x1b[K clears what a longer line left
         self.stream.flush()
-
-    def __enter__(self) -> Progress:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
