@@ -428,18 +428,12 @@ async def open_datagram(
     if first.is_unix:
         if loc is not None:
             sock, unix_file = bind_unix(loc, unix_mode)
-            try:
-                if rem is not None:
-                    sock.connect(rem.sockaddr)
-            except BaseException:
-                sock.close()
-                if unix_file is not None:
-                    unix_file.remove()
-                raise
         else:
             assert rem is not None
             sock = await connect_unix(rem)
         try:
+            if loc is not None and rem is not None:
+                sock.connect(rem.sockaddr)  # a datagram connect never blocks
             if isinstance(loop, asyncio.BaseEventLoop):
                 transport, protocol = await loop.create_datagram_endpoint(factory, sock=sock)
             else:
