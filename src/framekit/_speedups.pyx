@@ -35,6 +35,7 @@ cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy, memmove
 
@@ -45,6 +46,8 @@ __all__ = ["LengthPrefixed", "LengthPrefixedDecoder"]
 
 cdef Py_ssize_t _READ_SIZE = _common.DEFAULT_READ_SIZE
 cdef int64_t _VARINT_MAX = _common.VARINT_MAX_VALUE
+# Sizes within +-2**62 leave room for any adjustment (an int32) in an int64.
+cdef long long _SMALL = 1LL << 62
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 
@@ -261,6 +264,13 @@ cdef class LengthPrefixed:
 
     def header(self, payload_size, *, prefix=b""):
         """Return the header (``prefix`` + length field) for a payload of that size."""
+        cdef int overflow = 0
+        cdef long long n
+        if type(payload_size) is int:
+            n = PyLong_AsLongLongAndOverflow(payload_size, &overflow)
+            if not overflow and -_SMALL < n < _SMALL:
+                return self._header(n - self._adj, prefix, 0)
+        # Huge (or odd) sizes: Python arithmetic, as the reference does.
         value = payload_size - self._adj
         if not _INT64_MIN <= value <= _INT64_MAX:
             raise _common.encode_range_error(value, self._size, self._vmax)
