@@ -37,12 +37,12 @@ import ssl as _ssl
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Optional, Union
 
 from .. import serializers
+from .._options import check_serializer, make_codec
 from .._sockets import tls_context
 from ..addresses import AddressLike, parse_address
 from ..errors import ConnectionClosed
 from ..interface import Codec
 from ..serializers import Serializer
-from ._options import check_serializer, make_codec
 from ._sockets import connect_unix, host_port
 from .inbox import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FRAMES, check_limits
 from .protocol import FramedProtocol

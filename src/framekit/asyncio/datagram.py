@@ -41,12 +41,12 @@ from typing import Any, Iterable, Optional, Tuple
 
 from .. import serializers
 from .._datagrams import encode_datagram, pack_datagrams, sockaddr_of
+from .._options import check_serializer, make_codec
 from .._sockets import DEFAULT_UNIX_MODE, UnixFile, peer_name
 from ..addresses import Address, AddressLike, parse_address
 from ..errors import ConnectionClosed, CorruptedFrame, FramingError
 from ..interface import Codec
 from ..serializers import Serializer
-from ._options import check_serializer, make_codec
 from ._sockets import bind_unix, connect_unix, host_port
 from ._unixgram import create_socket_datagram_endpoint
 from .flow import WriteFlow

@@ -43,12 +43,12 @@ import socket
 import ssl as _ssl
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Union
 
+from .._options import check_serializer, make_codec
 from .._sockets import DEFAULT_UNIX_MODE, UnixFile, peer_name, tls_context
 from ..addresses import Address, AddressLike, address_from_sockaddr, parse_address
 from ..errors import ConnectionClosed, FramingError
 from ..interface import Codec
 from ..serializers import Serializer
-from ._options import check_serializer, make_codec
 from ._sockets import bind_unix, host_port
 from .connection import Connection
 from .datagram import DatagramEndpoint, open_datagram

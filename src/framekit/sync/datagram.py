@@ -37,8 +37,8 @@ from itertools import repeat
 from typing import Any, Deque, Iterable, Iterator, List, Optional, Tuple
 
 from .._datagrams import encode_datagram, pack_datagrams, sockaddr_of
+from .._options import check_serializer, make_codec
 from .._util import Closing
-from ..codec import LengthPrefixed
 from ..errors import CorruptedFrame, FramingError
 from ..interface import Codec
 from ..serializers import Serializer, loads
@@ -91,8 +91,8 @@ class DatagramSocket(Closing):
         elif max_datagram_size < 1:
             raise ValueError(f"max_datagram_size must be positive, got {max_datagram_size}")
         self.socket = sock
-        self.codec: Codec = LengthPrefixed() if codec is None else codec
-        self.serializer = serializer
+        self.codec: Codec = make_codec(codec)
+        self.serializer = check_serializer(serializer)
         self.max_datagram_size = max_datagram_size
         # One spare byte: a datagram that fills it was too large (truncated).
         self._buf = bytearray(max_datagram_size + 1)

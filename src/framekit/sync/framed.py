@@ -53,8 +53,8 @@ from functools import partial
 from itertools import chain
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence
 
+from .._options import check_serializer, make_codec
 from .._util import Closing
-from ..codec import LengthPrefixed
 from ..errors import ConnectionClosed, FramingError
 from ..interface import Buffer, Codec
 from ..serializers import Serializer, dumps, loads
@@ -122,8 +122,8 @@ class FramedSocket(Closing):
                 "use framekit.DatagramSocket for UDP and unixgram"
             )
         self.socket = sock
-        self.codec: Codec = LengthPrefixed() if codec is None else codec
-        self.serializer = serializer
+        self.codec: Codec = make_codec(codec)
+        self.serializer = check_serializer(serializer)
         self._decoder = self.codec.decoder()
         self._it: Iterator[bytes] = iter(())
         self._error: Optional[FramingError] = None

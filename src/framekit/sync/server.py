@@ -44,6 +44,7 @@ import time
 from types import TracebackType
 from typing import Any, Optional, Set, Type
 
+from .._options import check_serializer, make_codec
 from .._sockets import DEFAULT_UNIX_MODE, peer_name, tls_context
 from ..addresses import AddressLike, parse_address
 from ..errors import ConnectionClosed, FramingError
@@ -127,8 +128,8 @@ class Server:
         self._ssl = tls_context(addr, ssl, server_side=True)
         self._scheme = addr.scheme
         self._handler = handler
-        self._codec = codec
-        self._serializer = serializer
+        self._codec = make_codec(codec)  # checked once, here, not per connection
+        self._serializer = check_serializer(serializer)
         self._max_connections = max_connections
         self._handshake_timeout = handshake_timeout
         self.socket, self._unix_file = bind_socket(

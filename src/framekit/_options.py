@@ -1,8 +1,9 @@
-"""Checks of the keyword arguments that connect, serve and open_datagram share.
+"""Checks of the codec= and serializer= arguments every transport takes.
 
 Design notes
 ------------
-Bad arguments fail when ``connect()``/``serve()`` is called, with a message
+Bad arguments fail when a transport is made (``connect()``, ``serve()``,
+``FramedSocket(...)``...), with a message
 that names them, not later inside a protocol callback where asyncio would only
 log them.  One function per argument, used by every entry point, so the
 rules and messages cannot drift between them.
@@ -12,9 +13,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..codec import LengthPrefixed
-from ..interface import Codec
-from ..serializers import Serializer
+from .codec import LengthPrefixed
+from .interface import Codec
+from .serializers import Serializer
 
 __all__ = ["check_serializer", "make_codec"]
 
