@@ -45,20 +45,20 @@ def configs(draw: st.DrawFn) -> Dict[str, Any]:
     return cfg
 
 
-#: (DIRECT_MIN, DIRECT_CAP) overrides, so that small frames take the
+#: (DIRECT_MIN, DIRECT_RATIO) overrides, so that small frames take the
 #: assemble-in-place path too; None keeps the defaults.
-DIRECT = st.sampled_from([None, (1, 10**9), (1, 16), (8, 64), (30, 100)])
+DIRECT = st.sampled_from([None, (1, 10**9), (1, 2), (8, 8), (30, 3)])
 
 
 @contextlib.contextmanager
 def direct_sizes(sizes: Optional[Tuple[int, int]]) -> Iterator[None]:
-    saved = _common.DIRECT_MIN, _common.DIRECT_CAP
+    saved = _common.DIRECT_MIN, _common.DIRECT_RATIO
     if sizes is not None:
-        _common.DIRECT_MIN, _common.DIRECT_CAP = sizes
+        _common.DIRECT_MIN, _common.DIRECT_RATIO = sizes
     try:
         yield
     finally:
-        _common.DIRECT_MIN, _common.DIRECT_CAP = saved
+        _common.DIRECT_MIN, _common.DIRECT_RATIO = saved
 
 
 def make(module: Any, cfg: Dict[str, Any]) -> Any:

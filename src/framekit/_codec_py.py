@@ -39,8 +39,9 @@ offset (``_end``).  It only ever holds the bytes of *one* unfinished frame: a
 frame's length is compared with ``max_frame_size`` as soon as its header is
 read, and the bytes of an oversized frame are counted off and dropped, never
 stored.  Room for an unfinished frame grows with the bytes that have arrived
-(at most doubling), not with the length its header announces, so a peer must
-send about as much as it makes us allocate.
+(at most doubling), not with the length its header announces: beyond one
+read's room (64 KiB by default) a peer makes us allocate at most twice what it
+has sent of a frame, or ``DIRECT_RATIO`` (8) times for one assembled in place.
 
 ``feed(data)`` decodes straight out of ``data`` when nothing is buffered, and
 copies into the buffer only what it needs to finish a frame that started in an
@@ -56,13 +57,18 @@ memoryview of it (asyncio does, during ``buffer_updated``).
 Large frames are assembled in place
 -----------------------------------
 A frame whose payload is at least ``_common.DIRECT_MIN`` (32 KiB) gets its own
-object as soon as its header is read (up front only up to ``DIRECT_CAP``,
-1 MiB; a larger one once half of it has arrived, which keeps the bound above).
+object as soon as its header is read and at least 1/``DIRECT_RATIO`` (1/8) of
+it has arrived (which keeps the bound above, within a factor of 8).
 The payload bytes already received are copied into it, and from then on
 ``feed`` copies into it and ``get_buffer`` returns exactly its unfilled tail,
-so the socket writes the rest of the frame where it will stay.  Between
+so the socket writes the rest of the frame where it will stay.  Through
+``get_buffer`` this happens only if at least ``DIRECT_MIN`` bytes of the frame
+are still to come: a read that ends a few bytes short of a large frame leaves
+it in the buffer, for the next read to finish along with what follows,
+instead of costing a tiny read of its own.  Each ``get_buffer`` view serves
+one ``buffer_updated`` call; after it the view is spent.  Between
 frames, ``get_buffer`` offers room for another frame as large as the last one
-(up to ``DIRECT_CAP``), so a steady stream of large frames takes one read and
+(up to ``ROOM_CAP``), so a steady stream of large frames takes one read and
 one copy per frame: fewer reads beat fewer copies (measured: a header-sized
 read to land every payload in place was slower, over loopback TCP, than one
 read plus one cache-warm copy).  Here the object is a
@@ -73,6 +79,7 @@ byte from the kernel to the frame the caller receives.
 
 from __future__ import annotations
 
+import operator
 import struct
 from typing import Any, Iterable, List, Tuple, Union
 
@@ -210,9 +217,9 @@ class LengthPrefixed:
                 or does not fit the field.
         """
         c = self._cfg
-        if len(prefix) != c.length_offset:
-            raise _common.prefix_error(len(prefix), c.length_offset)
-        value = payload_size - c.length_adjustment
+        if _nbytes(prefix) != c.length_offset:
+            raise _common.prefix_error(_nbytes(prefix), c.length_offset)
+        value = operator.index(payload_size) - c.length_adjustment
         size = c.length_size
         if size == 0:
             field = _varint(value) if 0 <= value <= VARINT_MAX_VALUE else b""
@@ -268,8 +275,8 @@ class LengthPrefixedDecoder:
         "_adj",
         "_broken",
         "_buf",
-        "_direct_cap",
         "_direct_min",
+        "_direct_ratio",
         "_discard",
         "_end",
         "_fail_fast",
@@ -284,6 +291,7 @@ class LengthPrefixedDecoder:
         "_offset",
         "_order",
         "_rest_min",
+        "_room_cap",
         "_size",
         "_start",
         "_strip",
@@ -321,7 +329,8 @@ class LengthPrefixedDecoder:
         self._rest_min = 1  # assemble in place only if this much is yet to come
         self._header_max = c.length_offset + (c.length_size or c.varint_max_bytes)
         self._direct_min = _common.DIRECT_MIN  # read here so tests can lower them
-        self._direct_cap = _common.DIRECT_CAP
+        self._direct_ratio = _common.DIRECT_RATIO
+        self._room_cap = _common.ROOM_CAP
 
     @property
     def pending(self) -> int:
@@ -415,7 +424,7 @@ class LengthPrefixedDecoder:
                     payload >= self._direct_min
                     and frame_length - avail >= self._rest_min
                     and avail >= cut
-                    and (payload <= self._direct_cap or 2 * avail >= frame_length)
+                    and payload <= self._direct_ratio * avail
                 ):
                     self._begin_frame(src[pos + cut : end], payload, cut)
                     return end, None
@@ -563,7 +572,7 @@ class LengthPrefixedDecoder:
         Report how much was written with :meth:`buffer_updated`.  The view is
         all the free space, at least ``sizehint`` bytes (64 KiB when
         ``sizehint <= 0``) and, between frames, room for one as large as the
-        last (up to ``_common.DIRECT_CAP``); or, while a large frame is being
+        last (up to ``_common.ROOM_CAP``); or, while a large frame is being
         assembled in place, exactly the rest of that frame.  Pass a large
         ``sizehint`` (256 KiB) when each read is costly: fewer reads beat
         fewer copies.
@@ -578,7 +587,7 @@ class LengthPrefixedDecoder:
         room = sizehint if sizehint > 0 else DEFAULT_READ_SIZE
         if pending == 0:
             self._start = self._end = 0
-            room = max(room, self._header_max + min(self._last, self._direct_cap))
+            room = max(room, self._header_max + min(self._last, self._room_cap))
         if self._need > 0:
             # Room for the rest of the frame, growing no faster than it arrives.
             room = max(room, min(self._need - pending, pending))
@@ -593,11 +602,12 @@ class LengthPrefixedDecoder:
         """
         if self._broken is not None:
             raise _common.broken_error(self._broken)
+        nbytes = operator.index(nbytes)
         if not 0 <= nbytes <= self._offered:
             raise ValueError(
                 f"buffer_updated({nbytes}): only {self._offered} bytes were offered by get_buffer()"
             )
-        self._offered -= nbytes
+        self._offered = 0  # one view, one update
         frames: List[bytes] = []
         if self._frame is not None:
             self._frame_pos += nbytes

@@ -30,13 +30,16 @@ DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
 #: How much free space ``get_buffer()`` offers when no larger need is known.
 DEFAULT_READ_SIZE = 64 * 1024
 #: Frames whose payload is at least this large are assembled in place: the
-#: decoder allocates the frame once its header is read and receives the rest
-#: of it straight into the frame (one copy per byte instead of two).
+#: decoder allocates the whole frame once its header is read and receives the
+#: rest of it straight into the frame (one copy per byte instead of two).
 DIRECT_MIN = 32 * 1024
-#: ...but it allocates a frame up front only up to this size; a larger frame
-#: is buffered as it arrives until half of it is there, so a peer cannot make
-#: us allocate much more memory than it has actually sent.
-DIRECT_CAP = 1024 * 1024
+#: ...but only once at least 1/DIRECT_RATIO of the frame has arrived, so that a
+#: peer never makes us allocate more than DIRECT_RATIO times what it has sent
+#: (until then the frame grows in the buffer, no faster than it arrives).
+DIRECT_RATIO = 8
+#: Between frames, ``get_buffer`` offers room for one as large as the last one,
+#: up to this size.
+ROOM_CAP = 1024 * 1024
 #: Fixed widths of the length field, in bytes.
 LENGTH_SIZES = (1, 2, 3, 4, 8)
 #: The ``length_size`` value that selects an unsigned LEB128 varint field.

@@ -3,6 +3,12 @@
 from libc.stdint cimport int64_t, uint64_t
 
 
+cdef class _WritableSpan:
+    cdef bytes _owner
+    cdef Py_ssize_t _offset
+    cdef Py_ssize_t _exports
+
+
 cdef class LengthPrefixed:
     cdef readonly object _cfg
     cdef int _size            # 1, 2, 3, 4, 8; 0 for a varint field
@@ -43,8 +49,11 @@ cdef class LengthPrefixedDecoder:
     cdef Py_ssize_t _last      # size of the last frame decoded by buffer_updated
     cdef Py_ssize_t _rest_min  # assemble in place only if this much is yet to come
     cdef Py_ssize_t _header_max
-    cdef Py_ssize_t _direct_min  # _common.DIRECT_MIN and DIRECT_CAP, read when made
-    cdef Py_ssize_t _direct_cap
+    cdef Py_ssize_t _direct_min  # _common.DIRECT_MIN, DIRECT_RATIO, ROOM_CAP, read when made
+    cdef Py_ssize_t _direct_ratio
+    cdef Py_ssize_t _room_cap
+    cdef _WritableSpan _span   # exports the unfilled tail of _frame to get_buffer()
+    cdef list _views           # the views of it handed out since the last update
 
     cdef object _decode(self, const unsigned char* src, Py_ssize_t* pos, Py_ssize_t end,
                         list frames)
@@ -53,6 +62,7 @@ cdef class LengthPrefixedDecoder:
     cdef Py_ssize_t _fill_frame(self, const unsigned char* data, Py_ssize_t pos, Py_ssize_t end,
                                 list frames) except -1
     cdef int _end_frame(self, list frames) except -1
+    cdef int _release_views(self) except -1
     cdef object _break(self, object err)
     cdef int _reserve(self, Py_ssize_t room) except -1
     cdef int _append(self, const unsigned char* data, Py_ssize_t n) except -1

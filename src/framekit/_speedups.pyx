@@ -24,8 +24,13 @@ for *what* happens; the notes here are only about *how* it is made fast.
 * A large frame is assembled in its final ``bytes`` object: it is allocated
   with ``PyBytes_FromStringAndSize(NULL, n)`` and written to before anyone
   else holds a reference, and ``get_buffer`` exports its unfilled tail through
-  a tiny ``_WritableSpan`` object that keeps the bytes alive.  The frame the
-  caller gets is the very object the socket wrote into.
+  a ``_WritableSpan`` that keeps the bytes alive and counts its exports.  The
+  frame the caller gets is the very object the socket wrote into, unless a
+  view of it outlived its ``buffer_updated`` (views are released then): that
+  caller gets a copy, so a ``bytes`` never changes once handed over.
+* ``buffer_updated`` accepts at most what the last ``get_buffer`` offered, once:
+  counts that do not match a real write can neither expose uninitialised
+  memory of a frame being assembled nor move an offset out of bounds.
 * The buffer is a ``bytearray`` so that ``get_buffer`` can hand out an ordinary
   memoryview that keeps its memory alive; it is never resized in place (an
   exported view forbids that), only compacted with ``memmove`` or replaced.
@@ -38,6 +43,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy, memmove
+
+import operator
 
 from . import _common
 from ._common import DEFAULT_MAX_FRAME_SIZE
@@ -96,30 +103,28 @@ cdef inline Py_ssize_t _copy_into(unsigned char* out, object payload) except -1:
 
 @cython.final
 cdef class _WritableSpan:
-    """Exports ``[ptr, ptr + size)`` inside ``owner`` as a writable buffer.
+    """Exports the unfilled tail of a large frame's ``bytes`` object, writable.
 
-    ``get_buffer`` returns ``memoryview(span)`` over the unfilled tail of a
-    large frame's bytes object, so the socket writes straight into the frame.
-    The span keeps the object alive for as long as any view of it exists.
+    ``get_buffer`` returns ``memoryview(span)`` so that the socket writes
+    straight into the frame.  The span keeps the object alive for as long as a
+    view of it exists, and counts its exports: when the frame is complete the
+    decoder releases the views it handed out, and if one still holds the
+    memory (a slice the caller kept) the caller gets a copy of the frame
+    instead, so no ``bytes`` it receives can change under it.
     """
 
-    cdef object _owner
-    cdef char* _ptr
-    cdef Py_ssize_t _size
+    def __cinit__(self, bytes owner):
+        self._owner = owner
+        self._offset = 0
+        self._exports = 0
 
     def __getbuffer__(self, Py_buffer* view, int flags):
-        PyBuffer_FillInfo(view, self, self._ptr, self._size, 0, flags)
+        PyBuffer_FillInfo(view, self, PyBytes_AS_STRING(self._owner) + self._offset,
+                          PyBytes_GET_SIZE(self._owner) - self._offset, 0, flags)
+        self._exports += 1
 
     def __releasebuffer__(self, Py_buffer* view):
-        pass
-
-
-cdef object _span(bytes owner, Py_ssize_t offset):
-    cdef _WritableSpan span = _WritableSpan.__new__(_WritableSpan)
-    span._owner = owner
-    span._ptr = PyBytes_AS_STRING(owner) + offset
-    span._size = PyBytes_GET_SIZE(owner) - offset
-    return memoryview(span)
+        self._exports -= 1
 
 
 @cython.final
@@ -271,7 +276,7 @@ cdef class LengthPrefixed:
             if not overflow and -_SMALL < n < _SMALL:
                 return self._header(n - self._adj, prefix, 0)
         # Huge (or odd) sizes: Python arithmetic, as the reference does.
-        value = payload_size - self._adj
+        value = operator.index(payload_size) - self._adj
         if not _INT64_MIN <= value <= _INT64_MAX:
             raise _common.encode_range_error(value, self._size, self._vmax)
         return self._header(value, prefix, 0)
@@ -346,7 +351,10 @@ cdef class LengthPrefixedDecoder:
         self._rest_min = 1
         self._header_max = codec._offset + (codec._size or codec._vmax)
         self._direct_min = _common.DIRECT_MIN
-        self._direct_cap = _common.DIRECT_CAP
+        self._direct_ratio = _common.DIRECT_RATIO
+        self._room_cap = _common.ROOM_CAP
+        self._span = None
+        self._views = []
 
     @property
     def pending(self):
@@ -444,7 +452,7 @@ cdef class LengthPrefixedDecoder:
                 n = <Py_ssize_t>flen - cut
                 if (n >= self._direct_min and avail >= cut
                         and <Py_ssize_t>flen - avail >= self._rest_min):
-                    if n <= self._direct_cap or 2 * avail >= <Py_ssize_t>flen:
+                    if n <= self._direct_ratio * avail:
                         self._begin_frame(src + pos + cut, avail - cut, n, cut)
                         ppos[0] = end
                         return None
@@ -474,11 +482,31 @@ cdef class LengthPrefixedDecoder:
         return pos + take
 
     cdef int _end_frame(self, list frames) except -1:
-        if self._frame_pos == PyBytes_GET_SIZE(self._frame):
-            frames.append(self._frame)
-            self._last = PyBytes_GET_SIZE(self._frame)
+        cdef bytes frame = self._frame
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(frame)
+        if self._frame_pos == size:
+            if self._span is not None:
+                self._release_views()
+                if self._span._exports:
+                    # A view of it outlived its update: hand over a copy.
+                    frame = PyBytes_FromStringAndSize(PyBytes_AS_STRING(frame), size)
+                self._span = None
+            frames.append(frame)
+            self._last = size
             self._frame = None
             self._need = -1
+        return 0
+
+    cdef int _release_views(self) except -1:
+        """Release the views of the frame handed out since the last update; a
+        view that is itself exported (a slice kept by the caller) stays."""
+        cdef object view
+        for view in self._views:
+            try:
+                view.release()
+            except BufferError:
+                pass
+        self._views = []
         return 0
 
     cdef object _break(self, object err):
@@ -528,6 +556,8 @@ cdef class LengthPrefixedDecoder:
         if self._broken is not None:
             self._start = self._end = 0
             self._frame = None
+            self._span = None
+            self._views = []
             self._need = -1
             self._discard = self._too_long = 0
         raise err
@@ -593,13 +623,18 @@ cdef class LengthPrefixedDecoder:
         if self._broken is not None:
             raise _common.broken_error(self._broken)
         if self._frame is not None:
+            if self._span is None:
+                self._span = _WritableSpan(self._frame)
+            self._span._offset = self._frame_pos
+            view = memoryview(self._span)
+            self._views.append(view)
             self._offered = PyBytes_GET_SIZE(self._frame) - self._frame_pos
-            return _span(self._frame, self._frame_pos)
+            return view
         pending = self._end - self._start
         room = sizehint if sizehint > 0 else _READ_SIZE
         if pending == 0:
             self._start = self._end = 0
-            room = max(room, self._header_max + min(self._last, self._direct_cap))
+            room = max(room, self._header_max + min(self._last, self._room_cap))
         if self._need > 0:
             room = max(room, min(<Py_ssize_t>self._need - pending, pending))
         self._reserve(room)
@@ -615,11 +650,13 @@ cdef class LengthPrefixedDecoder:
             raise ValueError(
                 f"buffer_updated({nbytes}): only {self._offered} bytes were offered by get_buffer()"
             )
-        self._offered -= nbytes
+        self._offered = 0  # one view, one update
         frames = []
         if self._frame is not None:
-            self._frame_pos += nbytes
+            self._frame_pos += nbytes  # at most the frame's rest: that was the view
             self._end_frame(frames)
+            if self._span is not None:
+                self._release_views()
             return frames
         self._end += nbytes
         self._rest_min = self._direct_min
