@@ -8,10 +8,11 @@ from typing import Any, Callable, List
 
 import pytest
 
+import framekit
 import framekit.asyncio as fa
 
 from .conftest import Runner
-from .helpers import WAIT, wait_until
+from .helpers import WAIT, close_writer, raw_connect, wait_until
 
 pytestmark = pytest.mark.network
 
@@ -81,5 +82,48 @@ def test_unread_fast_sender_leaves_memory_flat(run: Runner, LP: Callable[..., An
             await client.close()
             await wait_until(lambda: len(received) == batches * len(batch), "all frames arrived")
             assert received[:16] == batch and received[-16:] == batch
+
+    run(main())
+
+
+def test_frame_too_large_while_paused_does_not_stop_reading(
+    run: Runner, LP: Callable[..., Any]
+) -> None:
+    """A frame above the byte bound pauses reading; the oversized frame behind it
+    is queued as an error; once both are popped reading resumes (it stayed
+    paused for good, and every later recv() hung)."""
+    codec = LP(4, max_frame_size=2000)
+    big = codec.encode(b"x" * 1200)
+    oversized = framekit.LengthPrefixed(4).encode(b"j" * 2500)
+    after = codec.encode(b"after")
+
+    async def main() -> None:
+        go = asyncio.Event()
+        conns: List[Any] = []
+        got: List[Any] = []
+
+        async def handler(conn: Any) -> None:
+            conns.append(conn)
+            await go.wait()
+            for _ in range(3):
+                try:
+                    got.append(await asyncio.wait_for(conn.recv(), WAIT))
+                except framekit.FrameTooLarge as exc:
+                    got.append(type(exc))
+
+        async with await fa.serve(
+            "tcp://127.0.0.1:0", handler, codec, max_queued_bytes=1000
+        ) as server:
+            _reader, writer = await raw_connect(server.address)
+            writer.write(big + oversized[:100])
+            await wait_until(
+                lambda: bool(conns) and conns[0]._inbox.errors == 1, "the big frame was refused"
+            )
+            assert conns[0]._inbox.paused
+            writer.write(oversized[100:] + after)  # arrives only once reading resumes
+            go.set()
+            await wait_until(lambda: len(got) == 3, "three results")
+            assert got == [b"x" * 1200, framekit.FrameTooLarge, b"after"]
+            await close_writer(writer)
 
     run(main())

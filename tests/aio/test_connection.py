@@ -594,3 +594,32 @@ def test_prefix_for_a_codec_without_it(run: Runner) -> None:
                 await conn.send_many([b"x"], prefix=b"Q")
 
     run(main())
+
+
+@pytest.mark.parametrize("kind", ["bytearray", "memoryview"])
+def test_a_send_buffer_may_be_reused_once_send_returns(
+    run: Runner, LP: Callable[..., Any], kind: str
+) -> None:
+    """uvloop (and Python 3.12+) keep a reference to what writelines() could not
+    write at once: a large mutable payload must be copied, or refilling it after
+    send() returned changes the frame on the wire."""
+    codec = LP(4)
+
+    async def main() -> None:
+        got: asyncio.Queue[bytes] = asyncio.Queue()
+
+        async def sink(conn: Any) -> None:
+            async for frame in conn:
+                await got.put(frame)
+
+        server = await fa.serve("tcp://127.0.0.1:0", sink, codec)
+        async with server, await fa.connect(server.address, codec) as conn:
+            for size in (VECTORED_SEND_MIN, 4 * MiB):
+                buf = bytearray(b"A" * size)
+                await conn.send(buf if kind == "bytearray" else memoryview(buf))
+                buf[:] = b"B" * size  # reuse the buffer
+                frame = await asyncio.wait_for(got.get(), WAIT)
+                assert frame.count(b"B") == 0, size
+                assert frame == b"A" * size
+
+    run(main())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import socket
 from typing import Any, Callable, Iterator, List
@@ -340,5 +341,133 @@ def test_prefix_for_a_codec_without_it(run: Runner) -> None:
                     await ep.sendto(b"x", target, prefix=b"Q")
                 with pytest.raises(TypeError, match="prefix"):
                     await ep.send_many([b"x"], prefix=b"Q")
+
+    run(main())
+
+
+# -- a datagram server outlives its peers' errors ----------------------------------------
+
+
+def test_bad_datagrams_do_not_stop_a_server(
+    run: Runner,
+    LP: Callable[..., Any],
+    dgram_address: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A malformed datagram, a frame that does not deserialize, and a reply to a
+    peer that is gone each end the handler's recvfrom() with an error: the server
+    logs it, calls the handler again, and a good client is still answered (one
+    bad datagram used to close the server)."""
+    caplog.set_level(logging.WARNING, logger="framekit")
+    codec = LP(2)
+
+    async def main() -> None:
+        async with await fa.serve(dgram_address, echo_datagrams, codec, serializer=JSON) as server:
+            with raw_socket(server.address) as raw:
+                raw.send(b"\x00\x09garbage")  # the length says 9, 7 bytes follow
+                raw.send(codec.encode(b"\xff not json"))
+                sender = raw.getsockname()
+                restarts = 2
+                if parse_address(server.address).is_unix:
+                    # The reply to this one fails (the sender is gone): error_received.
+                    raw.send(codec.encode(b'"bye"'))
+                    restarts = 3
+            await wait_until(
+                lambda: caplog.text.count("handler restarted") == restarts, "the restarts"
+            )
+            async with await fa.connect(server.address, codec, serializer=JSON) as client:
+                await client.send({"still": "served"})
+                assert await asyncio.wait_for(client.recv(), WAIT) == {"still": "served"}
+            assert server.is_serving()
+        warnings = [r.getMessage() for r in caplog.records if "handler restarted" in r.message]
+        assert "CorruptedFrame" in warnings[0] and "SerializationError" in warnings[1]
+        if restarts == 3:
+            assert "Error" in warnings[2], warnings  # ConnectionRefusedError, FileNotFoundError
+        if isinstance(sender, tuple):  # an IP peer; an autobound Unix name is logged too
+            assert f":{sender[1]}" in warnings[0]
+        assert all("\n" not in w for w in warnings)
+
+    run(main())
+
+
+def test_handler_errors_of_its_own_still_close_a_datagram_server(run: Runner) -> None:
+    async def broken(endpoint: Any) -> None:
+        await endpoint.recvfrom()
+        raise framekit.CorruptedFrame("not from a peer")  # not what recvfrom() raised
+
+    async def main() -> None:
+        server = await fa.serve("udp://127.0.0.1:0", broken)
+        async with await fa.connect(server.address) as client:
+            await client.send(b"x")
+            await asyncio.wait_for(server.wait_closed(), WAIT)
+        assert not server.is_serving()
+
+    run(main())
+
+
+# -- closing with a Unix datagram peer that does not read ------------------------------
+
+
+async def fill_until_blocked(endpoint: Any, address: Any = None) -> None:
+    """Send 1000-byte datagrams until flow control holds the sender."""
+    for _ in range(10000):
+        try:
+            await asyncio.wait_for(endpoint.sendto(b"x" * 1000, address), 0.05)
+        except asyncio.TimeoutError:
+            break
+    assert endpoint.transport.get_write_buffer_size() > 0
+
+
+def test_close_gives_up_on_a_peer_that_does_not_read(run: Runner, sock_dir: str) -> None:
+    path = os.path.join(sock_dir, "deaf.sock")
+
+    async def main() -> None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as deaf:
+            deaf.bind(path)  # alive, never reads
+            # close(timeout=...) aborts once the timeout is up.
+            endpoint = await fa.open_datagram(remote=f"unixgram://{path}")
+            await fill_until_blocked(endpoint, f"unixgram://{path}")
+            await asyncio.wait_for(endpoint.close(timeout=0.2), WAIT)
+            assert endpoint._protocol.lost.done()
+            while True:  # make room again
+                try:
+                    deaf.recv(2000, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    break
+            # A cancelled close() aborts (it used to leave the transport open).
+            endpoint = await fa.open_datagram(remote=f"unixgram://{path}")
+            await fill_until_blocked(endpoint, f"unixgram://{path}")
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(endpoint.close(), 0.2)
+            await wait_until(lambda: endpoint._protocol.lost.done(), "the endpoint was aborted")
+
+    run(main())
+
+
+def test_datagram_server_closes_despite_a_peer_that_does_not_read(
+    run: Runner, sock_dir: str
+) -> None:
+    path = os.path.join(sock_dir, "deaf.sock")
+
+    async def main() -> None:
+        flooded = asyncio.Event()
+
+        async def flood(endpoint: Any) -> None:
+            _, sender = await endpoint.recvfrom()
+            await fill_until_blocked(endpoint, sender)
+            flooded.set()
+            await endpoint.recvfrom()
+
+        server = await fa.serve(f"unixgram://{sock_dir}/srv.sock", flood)
+        server._close_timeout = 0.2
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as deaf:
+            deaf.bind(path)
+            deaf.connect(parse_address(server.address).sockaddr)
+            deaf.send(framekit.LengthPrefixed().encode(b"flood me"))
+            await asyncio.wait_for(flooded.wait(), WAIT)
+            server.close()
+            await asyncio.wait_for(server.wait_closed(), WAIT)
+            endpoint = server._endpoint
+            assert endpoint is not None and endpoint._protocol.lost.done()
 
     run(main())

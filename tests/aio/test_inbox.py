@@ -93,3 +93,36 @@ def test_cancelled_get_loses_nothing(run: Runner) -> None:
         assert await inbox.get() == b"frame"
 
     run(main())
+
+
+def test_error_that_empties_a_paused_queue_resumes() -> None:
+    """Reading paused, then the queue runs dry on an error: popping it resumes."""
+    calls: List[str] = []
+    inbox = Inbox(1000, 100)
+    inbox.pause = lambda: calls.append("pause")
+    inbox.resume = lambda: calls.append("resume")
+    inbox.put([b"x" * 120], 120)  # above the byte bound: resume only once empty
+    inbox.put_error(framekit.FrameTooLarge("skipped"))
+    assert calls == ["pause"] and inbox.resume_at == 0
+    assert inbox.pop() == b"x" * 120
+    assert calls == ["pause"]  # the error is still queued
+    with pytest.raises(framekit.FrameTooLarge):
+        inbox.pop()
+    assert calls == ["pause", "resume"]
+    assert not inbox.paused and inbox.fast
+
+
+def test_get_on_an_empty_paused_queue_resumes(run: Runner) -> None:
+    async def main() -> None:
+        calls: List[str] = []
+        inbox = Inbox(1000, 100)
+        inbox.pause = lambda: calls.append("pause")
+        inbox.resume = lambda: calls.append("resume")
+        inbox.put([b"x" * 120], 120)
+        inbox.items.clear()  # as if consumed without bookkeeping
+        inbox.end(framekit.ConnectionClosed, "the end")
+        with pytest.raises(framekit.ConnectionClosed):
+            await inbox.get()
+        assert calls == ["pause", "resume"] and not inbox.paused
+
+    run(main())

@@ -339,3 +339,54 @@ def test_unix_file_replaced_meanwhile_is_left_alone(run: Runner, sock_dir: str) 
             assert f.read() == "theirs"
 
     run(main())
+
+
+def test_close_aborts_connections_still_closing(run: Runner) -> None:
+    """A handler gave up on a client that does not read and returned: its task
+    waits in conn.close() for the buffer to drain.  Server.close() cancels that
+    wait, which must abort the connection (it left it open, for good)."""
+    conns: List[Any] = []
+
+    async def give_up(conn: Any) -> None:
+        conns.append(conn)
+        await conn.recv()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(conn.send(b"x" * (32 << 20)), 0.2)
+
+    async def main() -> None:
+        server = await fa.serve("tcp://127.0.0.1:0", give_up)
+        _reader, writer = await raw_connect(server.address)  # reads 128 KiB at most
+        writer.write(framekit.LengthPrefixed().encode(b"go"))
+        await wait_until(lambda: bool(conns) and conns[0].closed, "the handler is closing")
+        conn = conns[0]
+        assert not conn._protocol.lost.done()  # still flushing to the client
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), WAIT)
+        assert conn._protocol.lost.done()
+        writer.transport.abort()
+
+    run(main())
+
+
+def test_cancelled_close_aborts(run: Runner) -> None:
+    async def main() -> None:
+        sent = asyncio.Event()
+        conns: List[Any] = []
+
+        async def flood(conn: Any) -> None:
+            conns.append(conn)
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(conn.send(b"x" * (32 << 20)), 0.2)
+            sent.set()
+            await asyncio.sleep(3600)
+
+        async with await fa.serve("tcp://127.0.0.1:0", flood) as server:
+            _reader, writer = await raw_connect(server.address)
+            await asyncio.wait_for(sent.wait(), WAIT)
+            conn = conns[0]
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(conn.close(), 0.2)
+            await wait_until(lambda: conn._protocol.lost.done(), "the connection was aborted")
+            writer.transport.abort()
+
+    run(main())

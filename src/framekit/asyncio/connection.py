@@ -18,16 +18,24 @@ deque in a local.  The generator pops a frame only when asked for the next
 one, so breaking out of the loop loses nothing.
 
 Sending.  Small payloads are framed with ``codec.encode`` and written with one
-``transport.write``.  Large ones go out with
+``transport.write``.  Large ``bytes`` payloads go out with
 ``transport.writelines(codec.encode_parts(payload))``, which never copies the
 payload on loops that write buffers as they are (uvloop, Python >= 3.12);
-Python 3.11's selector loop joins them, as it would anyway.  ``send()`` then
-awaits only if the transport paused writing (see :mod:`.flow`), so a fast
-sender to a slow peer waits, and a sender that is not blocked never suspends.
+Python 3.11's selector loop joins them, as it would anyway.  Those loops keep a
+reference to what they could not write at once, so only an immutable
+``bytes`` payload goes out that way: a ``bytearray`` or ``memoryview`` the
+caller refills after ``send()`` returns would change the frame on the wire.
+Other buffers are copied by ``codec.encode`` (one copy, with the header).
+(The blocking ``FramedSocket`` may send any buffer with ``sendmsg``: it returns
+only once the kernel has copied every byte.)  ``send()`` then awaits only if
+the transport paused writing (see :mod:`.flow`), so a fast sender to a slow
+peer waits, and a sender that is not blocked never suspends.
 
 Closing.  ``close()`` closes the transport (flushing what is buffered) and
 waits for it to be gone, at most ``timeout`` seconds, after which it aborts: a
-peer that stopped reading cannot hold ``close()`` forever.
+peer that stopped reading cannot hold ``close()`` forever.  A cancelled
+``close()`` aborts at once, so cancelling it (as ``Server.close()`` cancels the
+handlers' tasks) never leaves the transport open behind it.
 """
 
 from __future__ import annotations
@@ -52,7 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CLOSE_TIMEOUT", "Connection", "connect"]
 
-#: Payloads at least this large are sent as ``[header, payload]`` without a copy.
+#: ``bytes`` payloads at least this large are sent as ``[header, payload]`` without a copy.
 VECTORED_SEND_MIN = 16 * 1024
 #: Default bound, in seconds, on the graceful part of ``close()``.
 CLOSE_TIMEOUT = 10.0
@@ -88,6 +96,12 @@ class Connection:
     async def send(self, payload: Any, *, prefix: Optional[bytes] = None) -> None:
         """Send one frame; wait only if the peer is slow (flow control).
 
+        The payload may be reused as soon as ``send()`` returns: only an
+        immutable ``bytes`` payload of 16 KiB or more goes to the transport as
+        it is (``writelines([header, payload])``, no copy; the transport may
+        keep a reference until it is written); any other buffer (``bytearray``,
+        ``memoryview``...) is copied by ``codec.encode`` first.
+
         Args:
             payload: bytes-like, or any object when the connection has a serializer.
             prefix: the bytes before the length field, for a codec with
@@ -107,7 +121,7 @@ class Connection:
         flow = self._flow
         flow.check()
         codec = self.codec
-        if len(payload) < VECTORED_SEND_MIN:
+        if type(payload) is not bytes or len(payload) < VECTORED_SEND_MIN:
             if prefix is None:
                 self.transport.write(codec.encode(payload))
             else:
@@ -238,7 +252,9 @@ class Connection:
     async def close(self, timeout: Optional[float] = CLOSE_TIMEOUT) -> None:
         """Close the connection: flush buffered data, then wait until it is gone.
 
-        Unread frames are dropped.  Safe to call more than once.
+        Unread frames are dropped.  Safe to call more than once.  Cancelling
+        it aborts the connection (drops unsent data) before the
+        ``CancelledError`` propagates.
 
         Args:
             timeout: abort (drop unsent data) if the graceful close takes longer.
@@ -252,6 +268,12 @@ class Connection:
         except asyncio.TimeoutError:
             protocol.close(abort=True)
             await protocol.lost
+        except BaseException:
+            # Cancelled (a server closing, a caller's timeout): the abort the
+            # timeout would have done must still happen, or the transport stays
+            # open as long as the peer does not read.
+            protocol.close(abort=True)
+            raise
 
     def abort(self) -> None:
         """Close at once, dropping unsent data."""

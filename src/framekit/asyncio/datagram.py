@@ -10,6 +10,11 @@ a frame cut short, an oversized frame) is refused as a whole, as the blocking
 set to the sender, the decoder's error as its cause, and an empty ``.frames``
 (a datagram that lies about one length is not trusted for the others).  The
 endpoint stays usable: the next ``recv()`` returns the next datagram's frames.
+A datagram server does not let such an error (nor a ``SerializationError`` or
+a socket error that ``recvfrom()`` raised) escaping its handler close it: it
+logs it and calls the handler again (see :mod:`.server`); the endpoint
+remembers the last such error (``_peer_error``) so the server can tell it from
+the handler's own failures.
 
 Truncation.  asyncio hands the protocol a datagram without ``recvmsg`` flags,
 so ``MSG_TRUNC`` is invisible.  asyncio's loop receives into 256 KiB (more than
@@ -30,6 +35,15 @@ Backpressure.  A datagram socket has no flow control to push back with; when
 more frames or bytes wait unread than the bounds allow, new datagrams are
 dropped (and counted in :attr:`DatagramEndpoint.dropped`), as the kernel drops
 them when its own buffer is full.
+
+Sending never keeps the caller's buffer: every datagram is a fresh ``bytes``
+from ``codec.encode`` (and framekit's own transport copies what it buffers),
+so a ``bytearray`` may be refilled as soon as ``send()`` returns.
+
+Closing.  ``close()`` flushes buffered datagrams and waits for the transport to
+be gone, at most ``timeout`` seconds (``CLOSE_TIMEOUT``), then aborts: a Unix
+datagram peer that does not read blocks the sender, and would hold ``close()``
+forever.  A cancelled ``close()`` aborts at once.
 """
 
 from __future__ import annotations
@@ -44,11 +58,12 @@ from .._datagrams import encode_datagram, pack_datagrams, sockaddr_of
 from .._options import check_serializer, make_codec
 from .._sockets import DEFAULT_UNIX_MODE, UnixFile, peer_name
 from ..addresses import Address, AddressLike, parse_address
-from ..errors import ConnectionClosed, CorruptedFrame, FramingError
+from ..errors import ConnectionClosed, CorruptedFrame, FramingError, SerializationError
 from ..interface import Codec
 from ..serializers import Serializer
 from ._sockets import bind_unix, connect_unix, host_port
 from ._unixgram import create_socket_datagram_endpoint
+from .connection import CLOSE_TIMEOUT
 from .flow import WriteFlow
 from .inbox import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FRAMES, Inbox, check_limits
 
@@ -181,6 +196,10 @@ class DatagramEndpoint:
         self.max_datagram_size = protocol.max_datagram_size
         self._protocol = protocol
         self._unix_file = unix_file
+        #: The last error recvfrom() raised for a peer's datagram (or a socket
+        #: error), and the peer if known: a datagram server restarts its handler
+        #: on it (see server.py).
+        self._peer_error: Optional[Tuple[Exception, Any]] = None
 
     # -- sending --------------------------------------------------------------
 
@@ -261,9 +280,21 @@ class DatagramEndpoint:
             SerializationError: the frame did not deserialize.
             RuntimeError: another coroutine is already waiting.
         """
-        frame, address = await self._protocol.inbox.get()
+        try:
+            frame, address = await self._protocol.inbox.get()
+        except FramingError as exc:
+            self._peer_error = (exc, exc.address)
+            raise
+        except OSError as exc:
+            if not isinstance(exc, ConnectionClosed):
+                self._peer_error = (exc, self.remote_address)
+            raise
         if self.serializer is not None:
-            frame = serializers.loads(self.serializer, frame)
+            try:
+                frame = serializers.loads(self.serializer, frame)
+            except SerializationError as exc:
+                self._peer_error = (exc, address)
+                raise
         return frame, address
 
     async def recv(self) -> Any:
@@ -332,13 +363,29 @@ class DatagramEndpoint:
             self._unix_file.remove()
             self._unix_file = None
 
-    async def close(self) -> None:
+    async def close(self, timeout: Optional[float] = CLOSE_TIMEOUT) -> None:
         """Close the endpoint (after sending what is buffered) and wait until it is.
 
         A Unix socket file it bound is removed.  Safe to call more than once.
+        Cancelling it aborts the endpoint (drops unsent datagrams).
+
+        Args:
+            timeout: abort (drop unsent datagrams) if sending what is buffered
+                takes longer: a Unix datagram peer that does not read blocks
+                the sender.
         """
+        protocol = self._protocol
         self._close(abort=False)
-        await asyncio.shield(self._protocol.lost)
+        if protocol.lost.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(protocol.lost), timeout)
+        except asyncio.TimeoutError:
+            self.transport.abort()
+            await protocol.lost
+        except BaseException:
+            self.transport.abort()
+            raise
 
     async def __aenter__(self) -> DatagramEndpoint:
         return self

@@ -37,9 +37,13 @@ remaining batches, counting the partly consumed oldest one whole: an
 overestimate by less than one read, never an underestimate.  Above either bound
 ``put()`` pauses (calls ``pause``: the stream protocol stops reading) and
 computes ``resume_at``, the queue length at which at most half of each bound
-remains; :meth:`Inbox.pop` resumes when the queue gets there.  No item arrives
-while reading is paused, so that one comparison is all a pop needs.  A datagram
-endpoint drops datagrams above the bounds instead of pausing.
+remains; :meth:`Inbox.pop` resumes when the queue gets there, whether the
+item it popped is a frame or an error (a queue that runs dry on a
+``FrameTooLarge`` must resume too), and :meth:`Inbox.get` resumes on an empty
+queue.  Hardly any item arrives while reading is paused (only the rest of the
+read that crossed the bound, and errors), so that one comparison is all a pop
+needs.  A datagram endpoint drops datagrams above the bounds instead of
+pausing.
 """
 
 from __future__ import annotations
@@ -209,17 +213,24 @@ class Inbox:
         """
         items = self.items
         item = items.popleft()
-        if isinstance(item, BaseException):
+        error = isinstance(item, BaseException)
+        if error:
             self.errors -= 1
-            self.fast = not (self.errors or self.paused)
-            raise item
+        # An error item counts too: after a FrameTooLarge the queue may run dry
+        # on an error, and reading paused for good would hang every recv().
         if self.paused and len(items) <= self.resume_at:
-            self.paused = False
-            self.resume_at = -1
-            self.fast = not self.errors
-            if self.resume is not None:
-                self.resume()
+            self._resume()
+        self.fast = not (self.errors or self.paused)
+        if error:
+            raise item
         return item
+
+    def _resume(self) -> None:
+        self.paused = False
+        self.resume_at = -1
+        self.fast = not self.errors
+        if self.resume is not None:
+            self.resume()
 
     async def get(self) -> Any:
         """Return the next item, waiting for one; raise queued errors and the end.
@@ -229,6 +240,8 @@ class Inbox:
             BaseException: a queued error, or the end-of-input exception.
         """
         while not self.items:
+            if self.paused:
+                self._resume()  # an empty queue is low enough, whatever resume_at says
             if self._end is not None:
                 exc_type, message = self._end
                 raise exc_type(message)

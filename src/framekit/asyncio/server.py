@@ -27,12 +27,25 @@ Closing.  ``close()`` stops accepting, removes the Unix socket file, closes
 every client connection and cancels every handler (a handler awaiting
 something other than ``recv()`` would otherwise never notice).
 ``wait_closed()`` waits for the handlers' tasks, each of which waits (at most
-:data:`~.connection.CLOSE_TIMEOUT` seconds) for its connection to close.
+:data:`~.connection.CLOSE_TIMEOUT` seconds, then aborts) for its connection to
+close; a task cancelled while it waits (``close()`` cancels every task, also
+one whose handler already returned) aborts its connection at once.  When
+``wait_closed()`` returns, no client transport is left open.
 
 Datagram addresses (``udp``, ``unixgram``) have no connections: ``serve()``
 binds one :class:`~.datagram.DatagramEndpoint` and runs ``handler(endpoint)``
 once, as one task; the handler loops over ``recvfrom()`` and replies with
-``sendto()``.  When that handler returns, the server closes.
+``sendto()``.  When that handler returns, the server closes.  Any sender can
+send a malformed datagram, so an error that ``recvfrom()`` raised for a peer
+(``CorruptedFrame`` or another ``FramingError``, with ``.address``; a
+``SerializationError``; a socket error from ``error_received``, such as
+``ConnectionRefusedError``) and that escapes the handler does not close the
+server: it is logged at WARNING (one line, naming the peer when known) and the
+handler is called again on the same endpoint.  ``recvfrom()`` itself still
+raises these errors, so a handler may catch them and keep its own state; any
+other exception closes the server, as before.  Closing the endpoint waits for
+its buffered datagrams at most ``CLOSE_TIMEOUT`` seconds, then aborts (a Unix
+datagram peer that does not read blocks the sender).
 """
 
 from __future__ import annotations
@@ -50,7 +63,7 @@ from ..errors import ConnectionClosed, FramingError
 from ..interface import Codec
 from ..serializers import Serializer
 from ._sockets import bind_unix, host_port
-from .connection import Connection
+from .connection import CLOSE_TIMEOUT, Connection
 from .datagram import DatagramEndpoint, open_datagram
 from .inbox import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FRAMES, check_limits
 from .protocol import FramedProtocol
@@ -99,6 +112,11 @@ class Server:
         self._endpoint: Optional[DatagramEndpoint] = None
         self._unix_file: Optional[UnixFile] = None
         self._address = ""
+        #: The peers being handled when close() was called: wait_closed()
+        #: leaves none of their transports open.
+        self._closing_peers: List[Peer] = []
+        #: Bound on each peer's graceful close, in seconds.
+        self._close_timeout: Optional[float] = CLOSE_TIMEOUT
 
     # -- starting -------------------------------------------------------------
 
@@ -175,7 +193,10 @@ class Server:
 
     async def _run(self, peer: Peer, name: str) -> None:
         try:
-            await self._handler(peer)
+            if peer is self._endpoint:
+                await self._serve_datagrams(peer)
+            else:
+                await self._handler(peer)
             logger.debug("%s: %s: handler done", self._address, name)
         except ConnectionClosed:
             logger.debug("%s: %s closed", self._address, name)
@@ -190,9 +211,34 @@ class Server:
         except Exception:
             logger.exception("%s: handler failed on %s; closing it", self._address, name)
         finally:
-            await peer.close()
+            await peer.close(self._close_timeout)
             if peer is self._endpoint:
                 self.close()
+
+    async def _serve_datagrams(self, endpoint: DatagramEndpoint) -> None:
+        """Run the datagram handler; call it again after a peer's bad datagram.
+
+        Any sender can send a malformed datagram: it must not stop the service.
+        """
+        while True:
+            try:
+                await self._handler(endpoint)
+                return
+            except Exception as exc:
+                record = endpoint._peer_error
+                if record is None or record[0] is not exc or self._closed.done() or endpoint.closed:
+                    raise
+                endpoint._peer_error = None  # the same error never restarts twice
+                sender = record[1]
+                logger.warning(
+                    "%s: %s: %s: %s; handler restarted",
+                    self._address,
+                    "socket error, peer unknown"
+                    if sender is None
+                    else f"datagram from {peer_name(self._requested.scheme, sender)}",
+                    type(exc).__name__,
+                    exc,
+                )
 
     # -- public API -----------------------------------------------------------
 
@@ -221,6 +267,7 @@ class Server:
             self._server.close()
         if self._unix_file is not None:
             self._unix_file.remove()
+        self._closing_peers = list(self._tasks)
         for peer, task in list(self._tasks.items()):
             if isinstance(peer, Connection):
                 peer._protocol.close()
@@ -233,6 +280,12 @@ class Server:
         await asyncio.shield(self._closed)
         while self._tasks:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        # Each task closed its peer (aborting after the close timeout, or when
+        # cancelled); a task cancelled before it ran never did: abort what is left.
+        for peer in self._closing_peers:
+            if not peer._protocol.lost.done():
+                peer.abort()
+            await asyncio.shield(peer._protocol.lost)
         if self._server is not None:
             await self._server.wait_closed()
         if self._endpoint is not None:
