@@ -67,9 +67,9 @@ def _dropping_one(calls: List[bool]) -> Contestant:
     def make(w: DecodeWorkload, keep: bool) -> harness.Runner:
         calls.append(keep)
 
-        def run() -> Optional[List[bytes]]:
+        def run() -> Any:
             frames = NaiveDecoder().feed(w.wire)
-            return frames[:-1] if keep else None
+            return frames[:-1] if keep else len(frames) - 1
 
         return run
 
@@ -149,7 +149,7 @@ def test_repeats_rotate_the_order_with_the_gc_off(session: Session) -> None:
             def run() -> Optional[List[bytes]]:
                 log.append(name)
                 gc_states.append(gc.isenabled())
-                return list(w.payloads) if keep else None
+                return list(w.payloads) if keep else len(w.payloads)
 
             return run
 
@@ -175,7 +175,7 @@ def test_the_median_of_the_repeats_is_reported(
     def make(w: DecodeWorkload, keep: bool) -> harness.Runner:
         def run() -> Optional[List[bytes]]:
             now[0] += next(durations)
-            return list(w.payloads) if keep else None
+            return list(w.payloads) if keep else len(w.payloads)
 
         return run
 
@@ -197,7 +197,7 @@ def test_ratios_are_to_the_python_row_and_the_floor(
         def make(w: DecodeWorkload, keep: bool) -> harness.Runner:
             def run() -> Optional[List[bytes]]:
                 now[0] += seconds
-                return list(w.payloads) if keep else None
+                return list(w.payloads) if keep else len(w.payloads)
 
             return run
 
@@ -259,10 +259,45 @@ def test_every_catalogued_codec_contestant_passes_its_check(session: Session) ->
                 assert harness.check(contestant, workload) is None, (comparison.id, contestant)
 
 
+def test_stream_runners_return_a_frame_count_that_is_verified(session: Session) -> None:
+    """In "stream" mode every contestant's timed runner returns its frame count."""
+    small = Session(0.002)
+    for comparison in catalogue.comparisons("all", "decode"):
+        if comparison.size > 4096 or comparison.scenario.keep:
+            continue
+        workload = comparison.build(small)
+        for contestant in comparison.contestants:
+            if harness.unavailable(contestant) is None:
+                output = contestant.make(workload, False)()
+                assert output == workload.frames, (comparison.id, contestant.name, output)
+                assert workload.verify(output) is None
+
+
+def test_a_stream_runner_that_loses_frames_is_an_error_while_timed(session: Session) -> None:
+    def make(w: DecodeWorkload, keep: bool) -> harness.Runner:
+        def run() -> Any:
+            frames = NaiveDecoder().feed(w.wire)
+            return frames if keep else len(frames) - 1  # right only when kept
+
+        return run
+
+    def make_silent(w: DecodeWorkload, keep: bool) -> harness.Runner:
+        return lambda: list(w.payloads) if keep else None  # nothing to check
+
+    lossy = Contestant("lossy", "lossy", harness.ROLE_PEER, make)
+    silent = Contestant("silent", "silent", harness.ROLE_PEER, make_silent)
+    rows = harness.measure(_comparison([lossy, silent]), session, Settings(1, 0.0))
+    assert [r.status for r in rows] == ["error", "error"]
+    assert "299 frames instead of 300" in rows[0].note
+    assert "no output" in rows[1].note
+
+
 def test_workload_verification_catches_each_kind_of_mistake() -> None:
     w = DecodeWorkload(16, 10, CHUNK_7, False)
     assert w.verify(list(w.payloads)) is None
-    assert w.verify(None) is None
+    assert "no output" in (w.verify(None) or "")  # a run that returns nothing is not right
+    assert w.verify(w.frames) is None  # a "stream" run's frame count
+    assert "9 frames instead of 10" in (w.verify(9) or "")
     assert "9 frames" in (w.verify(w.payloads[:-1]) or "")
     assert "frame 3 differs" in (w.verify([*w.payloads[:3], b"x" * 16, *w.payloads[4:]]) or "")
     assert "bytearray" in (w.verify([bytearray(p) for p in w.payloads]) or "")
@@ -289,6 +324,7 @@ def test_end_to_end_receivers_get_every_frame(session: Session) -> None:
         w = EndToEndWorkload(tiny, "tcp", 64, 1 << 20)
         assert w.verify(w.frames) is None
         assert w.verify(w.frames - 1) is not None
+        assert w.verify(None) is not None
         assert w.verify(w.payloads * w.repeats) is None
         assert w.verify(w.payloads[::-1] * w.repeats) is not None
         assert w.verify(w.buffer * w.repeats) is None

@@ -36,8 +36,11 @@ held in memory.  The receiver hashes data as it writes it.
 
 Files are written to a temporary file in the target directory (so the final
 rename stays on one filesystem and is atomic), fsynced, and only renamed to
-their name after the size and sha256 match.  Without ``force`` the rename is a
-``link()`` (it fails if the name appeared meanwhile) and never clobbers.  A
+their name after the size and sha256 match; the directory is fsynced after
+the rename, so the name survives a crash too.  Without ``force`` the rename is
+a ``link()`` (it fails if the name appeared meanwhile) and never clobbers; on a
+filesystem without hard links it is an exclusive create of the name followed
+by a rename over that placeholder.  A
 failed or interrupted transfer removes its temporary file: nothing is ever left
 under the final name.
 
@@ -48,6 +51,7 @@ through a log line) are refused.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -95,6 +99,17 @@ ERROR = b"X"
 _MAX_NAME_BYTES = 255  # NAME_MAX on every common filesystem
 _MAX_INFO_BYTES = 4096  # a header is a name, a size and a digest
 _HEX = frozenset("0123456789abcdef")
+#: Invisible or reordering characters refused in names even where ``isprintable()``
+#: would not catch them: zero-width and bidi marks, bidi embeddings, overrides
+#: and isolates, and the byte order mark.
+_INVISIBLE = frozenset(
+    [chr(c) for c in range(0x200B, 0x2010)]
+    + [chr(c) for c in range(0x202A, 0x202F)]
+    + [chr(c) for c in range(0x2066, 0x206A)]
+    + ["\ufeff"]
+)
+#: Bytes of a received file's name kept in its temporary name (``.NAME.RANDOM.part``).
+_TEMP_NAME_BYTES = 200
 
 
 class TransferError(Exception):
@@ -135,7 +150,9 @@ def check_name(name: object) -> str:
 
     Raises:
         TransferError: it is empty, too long, ``.`` or ``..``, absolute, or holds
-            a path separator, a drive, NUL or a control character.
+            a path separator, a drive, or a character that is not printable
+            (controls, C1 controls, line and paragraph separators, format
+            characters) or invisible (zero-width, bidi controls, BOM).
     """
     if not isinstance(name, str) or not name:
         raise TransferError(f"invalid file name {name!r}: it must be a non-empty string")
@@ -145,8 +162,10 @@ def check_name(name: object) -> str:
         raise TransferError(f"unsafe file name {name!r}: path separators are not allowed")
     if ntpath.splitdrive(name)[0] or os.path.isabs(name):
         raise TransferError(f"unsafe file name {name!r}: absolute paths are not allowed")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
-        raise TransferError(f"unsafe file name {name!r}: control characters are not allowed")
+    if any(not c.isprintable() or c in _INVISIBLE for c in name):
+        raise TransferError(
+            f"unsafe file name {name!r}: control, format and bidi characters are not allowed"
+        )
     try:
         encoded = name.encode("utf-8")
     except UnicodeEncodeError:
@@ -253,8 +272,9 @@ class IncomingFile:
         self.force = force
         # Not mkstemp: its files are 0600, and a received file should get the
         # usual mode (0666 less the umask), as any new file does.
+        stem = _shorten(name, _TEMP_NAME_BYTES)
         for _attempt in range(100):
-            self.temp_path = os.path.join(directory, f".{name[:200]}.{secrets.token_hex(4)}.part")
+            self.temp_path = os.path.join(directory, f".{stem}.{secrets.token_hex(4)}.part")
             try:
                 fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             except FileExistsError:
@@ -285,11 +305,35 @@ class IncomingFile:
             if self.force:
                 os.replace(self.temp_path, self.path)
             else:
-                os.link(self.temp_path, self.path)  # atomic: fails if the name exists
-                os.unlink(self.temp_path)
+                self._link()
         except BaseException:
             self.discard()
             raise
+        _sync_directory(os.path.dirname(self.path))
+
+    def _link(self) -> None:
+        """Give the file its name without ever replacing one that exists."""
+        try:
+            os.link(self.temp_path, self.path)  # atomic: fails if the name exists
+        except OSError as exc:
+            if exc.errno not in _NO_LINKS:
+                raise
+            # No hard links here (FAT, some network filesystems...): claim the
+            # name with an exclusive create, then move the file over that
+            # placeholder, which is ours.  Best effort: a file that appears
+            # under the name between the two steps cannot, as it could not
+            # with link(); only something that deletes our placeholder and
+            # puts its own in its place in that instant would be replaced.
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            os.close(fd)
+            try:
+                os.replace(self.temp_path, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
+                raise
+        else:
+            os.unlink(self.temp_path)
 
     def discard(self) -> None:
         """Close and remove the temporary file (idempotent)."""
@@ -298,6 +342,31 @@ class IncomingFile:
             os.unlink(self.temp_path)
         except FileNotFoundError:
             pass
+
+
+#: ``link()`` errors that mean "no hard links on this filesystem".
+_NO_LINKS = frozenset(
+    e for e in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.ENOSYS) if e
+)
+
+
+def _sync_directory(directory: str) -> None:
+    """Make a rename or link in ``directory`` durable (best effort: not every OS can)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # pragma: no cover - Windows cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some filesystems refuse fsync on a directory
+        pass
+    finally:
+        os.close(fd)
+
+
+def _shorten(name: str, limit: int) -> str:
+    """``name`` cut to at most ``limit`` bytes of UTF-8, on a character boundary."""
+    return name.encode("utf-8")[:limit].decode("utf-8", "ignore")
 
 
 Opener = Callable[[str, str, bool], IncomingFile]
@@ -369,6 +438,7 @@ class Receiver:
             raise ProtocolError(f"unexpected frame {frame[:16]!r} from the sender")
         except ProtocolError as exc:
             self._abort(str(exc))
+            self._reset()  # counted once: connection_lost() must not fail the file again
             raise
 
     def connection_lost(self, reason: str = "connection closed") -> None:

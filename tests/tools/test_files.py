@@ -7,9 +7,11 @@ peers are written here with the library, on both codec backends.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
+import socket
 import tracemalloc
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Tuple
@@ -18,6 +20,7 @@ import pytest
 
 import framekit
 from framekit.cli import main
+from framekit.tools import files as files_module
 from framekit.transfer import (
     ACK,
     CHUNK,
@@ -31,7 +34,7 @@ from framekit.transfer import (
     parse_reply,
 )
 
-from .conftest import CLIProcess, Terminal, error_lines
+from .conftest import WAIT, CLIProcess, Terminal, error_lines
 
 Start = Callable[..., CLIProcess]
 MiB = 1024 * 1024
@@ -417,7 +420,13 @@ def test_full_disk(
         (["send-file", "udp://127.0.0.1:1", "{file}"], "needs a stream address"),
         (["send-file", "--max-frame-size", "100", "tcp://127.0.0.1:1", "{file}"], "too small"),
         (["recv-file", "--preset", "nope", "tcp://127.0.0.1:0", "--out", "{dir}"], "unknown pre"),
-        (["recv-file", "tcp://127.0.0.1:0", "--out", "{file}"], "cannot use --out"),
+        (["recv-file", "tcp://127.0.0.1:0", "--out", "{file}"], "--out {file}: not a directory"),
+        (["send-file", "--timeout", "-1", "tcp://127.0.0.1:1", "{file}"], "--timeout must be 0"),
+        (["recv-file", "--timeout", "-1", "tcp://127.0.0.1:0", "--out", "{dir}"], "--timeout"),
+        (["send-file", "--length-size", "1", "tcp://127.0.0.1:1", "{file}"], "cannot carry"),
+        (["recv-file", "--length-size", "1", "tcp://127.0.0.1:0", "--out", "{dir}"], "1-byte"),
+        (["send-file", "--length-adjustment", "4", "tcp://127.0.0.1:1", "{file}"], "ready"),
+        (["send-file", "--strip", "0", "tcp://127.0.0.1:1", "{file}"], "comes back changed"),
     ],
 )
 def test_bad_input_is_one_line(
@@ -427,7 +436,7 @@ def test_bad_input_is_one_line(
     values = {"file": str(tmp_path / "f"), "dir": str(tmp_path)}
     assert main([arg.format(**values) for arg in argv]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and words in one_error(err)
+    assert err.count("\n") == 1 and words.format(**values) in one_error(err)
 
 
 def test_port_in_use(
@@ -458,3 +467,148 @@ def test_the_wire_format(fake_receiver: Callable[[Any], str], files: Callable[..
     assert main(["send-file", fake_receiver(record), files("f", data)]) == 0
     assert seen == [encode_header(info_of("f", data)), *_chunks(data, MiB), END]
     assert ACK == b"A"
+
+
+# --- stray connections, local file errors, framings ----------------------------------------
+
+
+def test_a_port_probe_and_an_idle_connection_do_not_take_the_session(
+    cli_process: Start, sock_dir: str, out: Any, files: Callable[..., str]
+) -> None:
+    recv = receiver(cli_process, sock_dir, out, "--timeout", "30")
+    path = f"{sock_dir}/r.sock"
+    with socket.socket(socket.AF_UNIX) as probe:  # connect and close: a health check
+        probe.connect(path)
+    recv.wait_for("closed the connection without sending a file")
+    with socket.socket(socket.AF_UNIX) as idle:  # connected, silent, still open
+        idle.connect(path)
+        assert main(["send-file", address(sock_dir), files("f", b"data")]) == 0
+        assert recv.wait() == 0
+    assert os.listdir(out) == ["f"]
+    assert "Traceback" not in recv.stderr and error_lines(recv.stderr) == []
+
+
+def test_an_idle_connection_is_dropped_after_the_timeout(
+    cli_process: Start, sock_dir: str, out: Any, files: Callable[..., str]
+) -> None:
+    recv = receiver(cli_process, sock_dir, out, "--timeout", "0.3")
+    with socket.socket(socket.AF_UNIX) as idle:
+        idle.connect(f"{sock_dir}/r.sock")
+        recv.wait_for("dropping the connection: timed out")
+        idle.settimeout(WAIT)
+        assert idle.recv(1) == b""  # recv-file closed it
+    assert recv.proc.poll() is None  # still waiting for its session
+    assert main(["send-file", address(sock_dir), files("f", b"data")]) == 0
+    assert recv.wait() == 0
+    assert os.listdir(out) == ["f"]
+
+
+def test_a_silent_sender_mid_file_times_out(
+    cli_process: Start, sock_dir: str, out: Any, fake_sender: Callable[[], Any]
+) -> None:
+    recv = receiver(cli_process, sock_dir, out, "--timeout", "0.3")
+    with fake_sender() as conn:
+        conn.send(encode_header(info_of("f", b"x" * 1000)))
+        assert conn.recv() == READY
+        conn.send(CHUNK + b"x" * 400)
+        assert recv.wait() == 1  # then nothing more: recv-file gives up
+    assert "f: connection lost (timed out) after 400 of 1000 bytes" in one_error(recv.stderr)
+    assert os.listdir(out) == []
+
+
+def test_a_file_that_cannot_be_opened_fails_alone(
+    cli_process: Start,
+    sock_dir: str,
+    out: Any,
+    files: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    offers = files_module._offers
+
+    def vanishing(paths: List[str]) -> Any:
+        checked = offers(paths)
+        os.unlink(paths[0])  # gone between hashing and sending
+        return checked
+
+    monkeypatch.setattr(files_module, "_offers", vanishing)
+    a, b = files("a", b"data a"), files("b", b"data b")
+    recv = receiver(cli_process, sock_dir, out)
+    assert main(["send-file", address(sock_dir), a, b]) == 1
+    line = one_error(capsys.readouterr().err)
+    assert line.endswith(f"{a}: cannot read: No such file or directory")
+    assert recv.wait() == 0  # the receiver never heard of a
+    assert os.listdir(out) == ["b"]
+
+
+def test_a_read_error_midway_fails_that_file_and_the_session_goes_on(
+    cli_process: Start,
+    sock_dir: str,
+    out: Any,
+    files: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    class FailingFile(io.FileIO):
+        def readinto(self, buffer: Any) -> int:
+            if self.tell() >= MiB:
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            return super().readinto(buffer) or 0
+
+    def opener(path: str, mode: str) -> Any:
+        return FailingFile(path) if path == bad else open(path, mode)
+
+    offers = files_module._offers
+
+    def hashed_then_failing(paths: List[str]) -> Any:
+        checked = offers(paths)  # hashing reads it whole; then the disk fails
+        monkeypatch.setattr(files_module, "open", opener, raising=False)
+        return checked
+
+    monkeypatch.setattr(files_module, "_offers", hashed_then_failing)
+    bad, good = files("bad.bin", os.urandom(3 * MiB)), files("good", b"fine")
+    recv = receiver(cli_process, sock_dir, out)
+    assert main(["send-file", address(sock_dir), bad, good]) == 1
+    line = one_error(capsys.readouterr().err)
+    assert line.endswith(f"{bad}: cannot read: Input/output error")
+    assert recv.wait() == 1
+    assert "bad.bin: size mismatch" in one_error(recv.stderr)
+    assert os.listdir(out) == ["good"]
+
+
+@pytest.mark.parametrize("extra", [b"+", b"+" * (3 * MiB)], ids=["one-byte", "more-chunks"])
+def test_a_file_that_grows_while_sent_is_reported_and_not_saved(
+    cli_process: Start,
+    sock_dir: str,
+    out: Any,
+    files: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    extra: bytes,
+) -> None:
+    offers = files_module._offers
+
+    def growing(paths: List[str]) -> Any:
+        checked = offers(paths)
+        with open(paths[0], "ab") as f:  # grows between hashing and sending
+            f.write(extra)
+        return checked
+
+    monkeypatch.setattr(files_module, "_offers", growing)
+    log, other = files("log", b"x" * MiB), files("other", b"fine")  # a whole chunk, then more
+    recv = receiver(cli_process, sock_dir, out)
+    assert main(["send-file", address(sock_dir), log, other]) == 1
+    assert one_error(capsys.readouterr().err).endswith("log changed while it was being sent")
+    assert recv.wait() == 1
+    assert "log: more data than the 1048576 bytes announced" in one_error(recv.stderr)
+    assert os.listdir(out) == ["other"]
+
+
+def test_a_two_byte_length_field_means_smaller_chunks(
+    cli_process: Start, sock_dir: str, out: Any, files: Callable[..., str]
+) -> None:
+    data = os.urandom(300_000)
+    recv = receiver(cli_process, sock_dir, out, "--length-size", "2")
+    assert main(["send-file", "--length-size", "2", address(sock_dir), files("f", data)]) == 0
+    assert recv.wait() == 0
+    assert (out / "f").read_bytes() == data

@@ -50,7 +50,8 @@ def feed_runner(new_decoder: Callable[[], Any], chunks: List[bytes], keep: bool)
         new_decoder: makes a decoder (called once per run).
         chunks: the feeds.
         keep: keep every frame and return them ("list"), or drop each
-            returned list at once and return ``None`` ("stream").
+            returned list at once and return how many frames there were
+            ("stream"; the harness checks that count).
     """
     if keep:
 
@@ -63,10 +64,12 @@ def feed_runner(new_decoder: Callable[[], Any], chunks: List[bytes], keep: bool)
 
         return run_list
 
-    def run_stream() -> None:
+    def run_stream() -> int:
         feed = new_decoder().feed
+        count = 0
         for chunk in chunks:
-            feed(chunk)
+            count += len(feed(chunk))
+        return count
 
     return run_stream
 

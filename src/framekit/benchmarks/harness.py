@@ -24,11 +24,12 @@ For each comparison :func:`measure`:
    repeat.  The output of each repeat's last call is verified again, outside
    the timer.  The result is the **median** over repeats.
 
-A runner is a callable that does one run and returns its output (or ``None``
-when the scenario drops frames).  A runner may also have ``before()`` and
-``after()`` hooks, called outside the timer around each call (the end-to-end
-runners arm the sender process and wait for its acknowledgement there); such a
-runner is timed one call at a time.
+A runner is a callable that does one run and returns its output: the frames,
+or, when the scenario drops them ("stream"), how many there were, so that the
+timed runs are verified too (a runner that returns ``None`` fails its check).
+A runner may also have ``before()`` and ``after()`` hooks, called outside the
+timer around each call (the end-to-end runners arm the sender process and wait
+for its acknowledgement there); such a runner is timed one call at a time.
 
 Nothing here knows what a codec is: contestants and workloads come from
 :mod:`framekit.benchmarks.catalogue`.

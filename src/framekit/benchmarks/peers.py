@@ -10,12 +10,16 @@ payloads, cut into feeds of the same size, so a run yields the same frames.
 * hiredis' ``Reader`` is fed RESP bulk strings (``$<n>\\r\\n<data>\\r\\n``) and
   drained with ``gets()`` until it returns ``False``.
 * Twisted's ``Int32StringReceiver`` gets the very same 4-byte-prefixed chunks
-  through ``dataReceived``; ``stringReceived`` keeps or drops each frame.
+  through ``dataReceived``; ``stringReceived`` keeps or counts each frame.
 
-Peers are iterated in C where their API allows it (``list.extend`` or a
-zero-length ``deque`` over the unpacker, ``iter(reader.gets, False)``), so the
-Python loop around them costs one step per feed, as it does for framekit.
-Twisted calls a Python method per frame by design, and so it pays for one.
+In "stream" mode a run drops every frame but returns how many there were, and
+the harness checks that count after every timed run (framekit's runner does
+the same with ``len()`` of each feed's list).  Peers are iterated in C where
+their API allows it (``list.extend`` over the unpacker, or, to count, a
+zero-length ``deque`` over ``zip(frames, itertools.count())``;
+``iter(reader.gets, False)``), so the Python loop around them costs one step
+per feed, as it does for framekit.  Twisted calls a Python method per frame by
+design, and so it pays for one.
 
 Each peer is imported only when a runner is built: they are optional (the
 ``bench`` extra) and a missing one is skipped with a note.
@@ -25,7 +29,8 @@ from __future__ import annotations
 
 import collections
 import functools
-from typing import Any, Callable, List, Optional, Tuple
+import itertools
+from typing import Any, Callable, List, Optional
 
 from .harness import ROLE_PEER, Contestant, Runner
 from .workloads import DecodeWorkload
@@ -48,12 +53,27 @@ def resp_stream(payloads: List[bytes]) -> bytes:
     return b"".join([b"$%d\r\n%s\r\n" % (len(p), p) for p in payloads])
 
 
-def _sink(keep: bool) -> Tuple[Optional[List[bytes]], Callable[[Any], None]]:
-    """``(frames, extend)``: a list to keep frames in and its ``extend``, or ``(None, drop)``."""
-    if keep:
-        frames: List[bytes] = []
-        return frames, frames.extend
-    return None, _drop
+class _Sink:
+    """Where a run's frames go: kept in :attr:`frames`, or dropped and counted.
+
+    ``sink.extend(iterable)`` consumes the frames in C either way; ``output()``
+    is what the run returns: the frames, or their count.
+    """
+
+    def __init__(self, keep: bool) -> None:
+        self.frames: Optional[List[bytes]] = [] if keep else None
+        self._counter = itertools.count()
+        if self.frames is not None:
+            self.extend: Callable[[Any], None] = self.frames.extend
+        else:
+            counter = self._counter
+            self.extend = lambda frames: _drop(zip(frames, counter))
+
+    def output(self) -> Any:
+        if self.frames is not None:
+            return self.frames
+        # zip() takes a frame before a number, so the next number is the count.
+        return next(self._counter)
 
 
 def _make_msgpack(w: DecodeWorkload, keep: bool) -> Runner:
@@ -63,14 +83,15 @@ def _make_msgpack(w: DecodeWorkload, keep: bool) -> Runner:
     limit = max(2 * len(w.wire), 1 << 20)
     unpacker_class = msgpack.Unpacker
 
-    def run() -> Optional[List[bytes]]:
-        frames, extend = _sink(keep)
+    def run() -> Any:
+        sink = _Sink(keep)
+        extend = sink.extend
         unpacker = unpacker_class(max_buffer_size=limit)
         feed = unpacker.feed
         for chunk in chunks:
             feed(chunk)
             extend(unpacker)
-        return frames
+        return sink.output()
 
     return run
 
@@ -81,15 +102,16 @@ def _make_hiredis(w: DecodeWorkload, keep: bool) -> Runner:
     chunks = w.chunks_of("resp", resp_stream)
     reader_class = hiredis.Reader
 
-    def run() -> Optional[List[bytes]]:
-        frames, extend = _sink(keep)
+    def run() -> Any:
+        sink = _Sink(keep)
+        extend = sink.extend
         reader = reader_class()
         feed = reader.feed
         gets = reader.gets
         for chunk in chunks:
             feed(chunk)
             extend(iter(gets, False))
-        return frames
+        return sink.output()
 
     return run
 
@@ -99,12 +121,13 @@ def _twisted_receiver() -> Any:
     from twisted.protocols.basic import Int32StringReceiver
 
     class Receiver(Int32StringReceiver):
-        """Drops every frame, as a handler that is done with it would."""
+        """Drops every frame, as a handler that is done with it would, counting them."""
 
         MAX_LENGTH = 1 << 30
+        count = 0
 
         def stringReceived(self, string: bytes) -> None:
-            pass
+            self.count += 1
 
     return Receiver
 
@@ -113,7 +136,7 @@ def _make_twisted(w: DecodeWorkload, keep: bool) -> Runner:
     receiver_class = _twisted_receiver()
     chunks = w.chunks
 
-    def run() -> Optional[List[bytes]]:
+    def run() -> Any:
         proto = receiver_class()
         frames: Optional[List[bytes]] = None
         if keep:
@@ -122,7 +145,7 @@ def _make_twisted(w: DecodeWorkload, keep: bool) -> Runner:
         data_received = proto.dataReceived
         for chunk in chunks:
             data_received(chunk)
-        return frames
+        return proto.count if frames is None else frames
 
     return run
 

@@ -91,7 +91,7 @@ class EndToEndWorkload:
             ``None`` if right, else what is wrong.
         """
         if output is None:
-            return None
+            return "no output: a run must return its frames or how many there were"
         if isinstance(output, int):
             return None if output == self.frames else f"{output} frames instead of {self.frames}"
         if isinstance(output, (bytes, bytearray, memoryview)):

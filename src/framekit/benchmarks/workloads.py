@@ -179,13 +179,18 @@ class Workload:
         """Check a contestant's output.
 
         A list must equal :attr:`expected`; a bytes-like output (the memcpy
-        floor's) must equal :attr:`wire`; ``None`` (a run that drops its
-        frames) has nothing to check.
+        floor's) must equal :attr:`wire`; an ``int`` (a "stream" run, which
+        drops its frames and counts them) must equal :attr:`frames`.
+        ``None`` is wrong: a run that returns nothing could not be checked.
 
         Returns:
             ``None`` if the output is right, else what is wrong with it.
         """
         if output is None:
+            return "no output: a run must return its frames or how many there were"
+        if isinstance(output, int) and not isinstance(output, bool):
+            if output != self.frames:
+                return f"{output} frames instead of {self.frames}"
             return None
         if isinstance(output, (bytes, bytearray, memoryview)):
             if bytes(output) != self.wire:

@@ -31,6 +31,11 @@ that acknowledges anything else is reported as a failure.
 session and exits, with status 1 if any file failed (the tutorial's
 receiver, made correct), or 130 if Ctrl-C came first; ``--keep-serving``
 serves until Ctrl-C (or SIGTERM), then exits with 1 if any file failed.
+Only a connection that sends a header is a session: a port probe, or a
+connection that sends nothing for ``--timeout`` seconds (every read is
+bounded), is logged and dropped, and recv-file goes on listening for the real
+sender.  Without ``--keep-serving``, a second sender that comes while the
+session runs is refused with an ``X`` frame.
 
 **Exit status.**  Non-zero on any failure, with one line per failure on
 stderr.  Progress bars (bytes, rate, ETA) are drawn on stderr only when it is
@@ -42,6 +47,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import itertools
 import logging
 import os
 import select
@@ -56,17 +62,21 @@ from ..errors import ConnectionClosed, FramingError
 from ..interface import Codec
 from ..sync import FramedSocket, connect, serve
 from ..transfer import (
+    _MAX_INFO_BYTES,
     ACK,
     CHUNK,
     CHUNK_SIZE,
     END,
     ERROR,
+    HEADER,
     READY,
     FileInfo,
     ProtocolError,
     Receiver,
     TransferError,
     check_name,
+    encode_ack,
+    encode_error,
     encode_header,
     parse_reply,
 )
@@ -103,9 +113,18 @@ def _add_common(parser: argparse.ArgumentParser, *, server: bool) -> None:
 def file_codec(args: argparse.Namespace) -> Tuple[Codec, int]:
     """The codec for a file session, and the chunk size its frames allow.
 
+    The chunk size is capped by the maximum frame size and by what the length
+    field can carry (a 2-byte field: under 64 KiB).  Then every kind of frame
+    the protocol sends (replies, the end frame, the largest header, a full
+    chunk) goes through ``encode()`` and a fresh decoder, and must come back
+    as it was: a framing that cannot carry them (a 1-byte length field, a
+    length adjustment that one-byte frames cannot have, ``--strip 0``) is
+    refused here, in one line, rather than failing mid-session.
+
     Raises:
-        CommandError: ``--codec lines`` (it cannot carry binary data), or a
-            maximum frame size too small for any chunk.
+        CommandError: ``--codec lines`` (it cannot carry binary data), a
+            maximum frame size too small for any chunk, or a framing that
+            does not carry the protocol's frames unchanged.
     """
     if getattr(args, "codec", None) == "lines":
         raise CommandError(
@@ -122,7 +141,59 @@ def file_codec(args: argparse.Namespace) -> Tuple[Codec, int]:
                 f"--max-frame-size {max_frame} is too small for file transfer (at least "
                 f"{1024 + _FRAME_OVERHEAD} bytes; chunks of up to 1 MiB are sent)"
             )
+    chunk = min(chunk, _largest_frame(codec, 1 + chunk) - 1)
+    info = FileInfo("f", 0, "0" * 64)
+    samples = [
+        ("a ready reply", READY),
+        ("an end frame", END),
+        ("an acknowledgement", encode_ack(info)),
+        ("an error reply", encode_error("refused")),
+        ("a header", encode_header(info)),
+        ("the largest header or reply", HEADER + b"x" * _MAX_INFO_BYTES),
+        ("a full chunk", CHUNK + bytes(max(chunk, 0))),
+    ]
+    for what, frame in samples:
+        decoded: Any
+        try:
+            decoded = codec.decoder().feed(codec.encode(frame))
+        except Exception as exc:  # any failure means the same: it cannot be used
+            decoded = exc
+        if decoded != [frame]:
+            raise CommandError(
+                f"this framing cannot carry file transfer: {what} "
+                f"({len(frame)} bytes) {_what_went_wrong(decoded)}"
+            )
     return codec, chunk
+
+
+def _largest_frame(codec: Codec, limit: int) -> int:
+    """The largest frame size up to ``limit`` that ``codec.encode()`` accepts (0: none)."""
+
+    def fits(n: int) -> bool:
+        try:
+            codec.encode(CHUNK + bytes(n - 1))
+        except Exception:  # a length field too small, a frame too large...
+            return False
+        return True
+
+    if fits(limit):
+        return limit
+    low, high = 0, limit  # fits(low) or low == 0; not fits(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def _what_went_wrong(decoded: Any) -> str:
+    if isinstance(decoded, Exception):
+        return f"cannot be encoded: {describe_error(decoded)}"
+    if len(decoded) == 1:
+        return "comes back changed (is --strip set?)"
+    return f"comes back as {len(decoded)} frames"
 
 
 # --- send-file --------------------------------------------------------------------
@@ -188,45 +259,80 @@ class _Refused(Exception):
 def send_file(conn: FramedSocket, offer: _Offer, chunk_size: int = CHUNK_SIZE) -> FileInfo:
     """Send one file over ``conn`` and return what the receiver acknowledged.
 
+    The file is opened before its header goes out, so a file that cannot be
+    read fails alone, before the receiver hears of it.  A read error midway
+    ends the file early (its end frame follows at once: the receiver answers
+    "size mismatch" and the session stays in step).  Reads never go past the
+    announced size but by one byte: a file that grew is sent that byte, which
+    the receiver refuses ("more data than announced"), so it never saves it.
+
     Raises:
         _Refused: the receiver refused the file or failed to store it.
-        TransferError: the file changed, or the acknowledgement does not match.
+        TransferError: the file cannot be read or changed, or the
+            acknowledgement does not match; the session can go on.
         ProtocolError, ConnectionError, OSError: the session cannot go on.
     """
     info = offer.info
-    conn.send(encode_header(info))
-    kind, value = parse_reply(conn.recv())
-    if kind == ERROR:
-        raise _Refused(value)
-    if kind != READY:
-        raise ProtocolError(f"the receiver answered a header with {kind!r}")
-    sent = 0
-    early: Optional[Tuple[bytes, Any]] = None
-    buffer = bytearray(1 + chunk_size)
-    buffer[0] = CHUNK[0]
-    view = memoryview(buffer)
-    with open(offer.path, "rb") as f, Progress(info.name, info.size) as bar:
-        while n := f.readinto(view[1:]):
-            conn.send(view[: 1 + n])
-            sent += n
-            bar.update(sent)
-            early = _early_reply(conn)
-            if early is not None:
-                break
-    conn.send(END)
-    kind, value = early if early is not None else parse_reply(conn.recv())
+    try:
+        f = open(offer.path, "rb")  # noqa: SIM115 - the with-block below closes it
+    except OSError as exc:
+        raise TransferError(_unreadable(offer, exc)) from None
+    with f:
+        conn.send(encode_header(info))
+        kind, value = parse_reply(conn.recv())
+        if kind == ERROR:
+            raise _Refused(value)
+        if kind != READY:
+            raise ProtocolError(f"the receiver answered a header with {kind!r}")
+        sent = 0
+        early: Optional[Tuple[bytes, Any]] = None
+        problem: Optional[str] = None  # a local failure: it is what gets reported
+        buffer = bytearray(1 + chunk_size)
+        buffer[0] = CHUNK[0]
+        view = memoryview(buffer)
+        with Progress(info.name, info.size) as bar:
+            while True:
+                remaining = info.size - sent
+                try:  # one byte beyond the announced size tells a file that grew
+                    n = f.readinto(view[1 : 1 + min(chunk_size, remaining + 1)])
+                except OSError as exc:
+                    problem = _unreadable(offer, exc)
+                    break
+                if not n:
+                    break
+                conn.send(view[: 1 + n])
+                if n > remaining:
+                    problem = _changed(info)
+                    break
+                sent += n
+                bar.update(sent)
+                early = _early_reply(conn)
+                if early is not None:
+                    break
+        conn.send(END)
+        kind, value = early if early is not None else parse_reply(conn.recv())
+    if problem is None and early is None and sent != info.size:
+        problem = _changed(info)  # it shrank
+    if problem is not None and kind in (ERROR, ACK):
+        raise TransferError(problem)
     if kind == ERROR:
         raise _Refused(value)
     if early is not None or kind != ACK:
         raise ProtocolError(f"unexpected {kind!r} reply from the receiver during {info.name}")
-    if sent != info.size:
-        raise TransferError(f"{info.name} changed while it was being sent")
     if value != info:
         raise TransferError(
             f"{info.name}: the receiver acknowledged {value.size} bytes with sha256 "
             f"{value.sha256}, but {info.size} bytes with sha256 {info.sha256} were sent"
         )
     return info
+
+
+def _unreadable(offer: _Offer, exc: OSError) -> str:
+    return f"{offer.path}: cannot read: {exc.strerror or describe_error(exc)}"
+
+
+def _changed(info: FileInfo) -> str:
+    return f"{info.name} changed while it was being sent"
 
 
 def _early_reply(conn: FramedSocket) -> Optional[Tuple[bytes, Any]]:
@@ -242,6 +348,7 @@ def _run_send(args: argparse.Namespace) -> int:
     address = parse_address(args.address)
     if address.is_datagram:
         raise CommandError(f"send-file needs a stream address (tcp, tls, unix), not {address}")
+    _check_timeout(args)
     codec, chunk_size = file_codec(args)
     context = ssl_context_from_args(args, address, server=False)
     offers = _offers(args.paths)
@@ -262,6 +369,11 @@ def _run_send(args: argparse.Namespace) -> int:
             except (ConnectionError, TimeoutError, FramingError, OSError) as exc:
                 raise CommandError(_lost(address, offer, exc)) from None
     return 1 if failures else 0
+
+
+def _check_timeout(args: argparse.Namespace) -> None:
+    if not args.timeout >= 0:  # also NaN
+        raise CommandError("--timeout must be 0 (no limit) or more")
 
 
 def _lost(address: Address, offer: _Offer, exc: BaseException) -> str:
@@ -288,6 +400,13 @@ def _add_recv_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="serve session after session until Ctrl-C (default: exit after one)",
     )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="drop a connection that sends nothing for this long (default 60; 0: no limit)",
+    )
     _add_common(parser, server=True)
 
 
@@ -301,13 +420,13 @@ class _Session:
         self.bar: Optional[Progress] = None
         self.broken = False
 
-    def __call__(self, conn: FramedSocket) -> None:
-        peer = peer_name(self.address, _peer_of(conn))
+    def __call__(self, conn: FramedSocket, peer: str, first: bytes) -> None:
+        """Serve the session whose first frame (a header) was ``first``."""
         logger.info("%s connected", peer)
         receiver = self.receiver
         lost = "connection closed"
         try:
-            for frame in conn:
+            for frame in itertools.chain([first], conn):
                 replies = receiver.receive(frame)
                 self._progress()
                 for reply in replies:
@@ -355,12 +474,32 @@ def _try_send(conn: FramedSocket, frame: bytes) -> None:
         pass
 
 
+def _first_frame(conn: FramedSocket, peer: str) -> Optional[bytes]:
+    """The connection's first frame if it is a header; else say why it is dropped."""
+    try:
+        frame: bytes = conn.recv()
+    except ConnectionClosed:
+        logger.info("%s closed the connection without sending a file", peer)
+        return None
+    except (FramingError, ConnectionError, TimeoutError, OSError) as exc:
+        logger.warning("%s: dropping the connection: %s", peer, describe_error(exc))
+        return None
+    if frame[:1] != HEADER:
+        logger.warning("%s: dropping the connection: it did not start with a file header", peer)
+        _try_send(conn, encode_error("expected a file header"))
+        return None
+    return frame
+
+
 def _run_recv(args: argparse.Namespace) -> int:
     address = parse_address(args.address)
     if address.is_datagram:
         raise CommandError(f"recv-file needs a stream address (tcp, tls, unix), not {address}")
+    _check_timeout(args)
     codec, _chunk = file_codec(args)
     context = ssl_context_from_args(args, address, server=True)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise CommandError(f"cannot use --out {args.out}: not a directory")
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as exc:
@@ -370,25 +509,35 @@ def _run_recv(args: argparse.Namespace) -> int:
         raise CommandError(f"cannot write to --out {args.out}")
     sessions: List[_Session] = []
     lock = threading.Lock()
-    finished, finished_w = socket.socketpair()  # readable once a session ended
+    finished, finished_w = socket.socketpair()  # readable once the one session ended
 
     def handler(conn: FramedSocket) -> None:
-        session = _Session(args, address)
+        # Only a connection that sends a header is a session: a port probe or
+        # an idle connection (dropped after --timeout) is logged and
+        # forgotten, and without --keep-serving recv-file goes on listening
+        # for the real sender.
+        conn.socket.settimeout(args.timeout or None)
+        peer = peer_name(address, _peer_of(conn))
+        first = _first_frame(conn, peer)
+        if first is None:
+            return
+        session: Optional[_Session] = None
         with lock:
-            sessions.append(session)
+            if args.keep_serving or not sessions:
+                session = _Session(args, address)
+                sessions.append(session)
+        if session is None:
+            logger.warning("%s: refused: the one session is already being received", peer)
+            _try_send(conn, encode_error("the receiver is busy with another sender"))
+            return
         try:
-            session(conn)
+            session(conn, peer, first)
         finally:
-            with contextlib.suppress(OSError):
-                finished_w.send(b"\0")
+            if not args.keep_serving:
+                with contextlib.suppress(OSError):
+                    finished_w.send(b"\0")
 
-    server = serve(
-        address,
-        handler,
-        codec,
-        ssl=context,
-        max_connections=None if args.keep_serving else 1,
-    )
+    server = serve(address, handler, codec, ssl=context)
     try:
         with stop_signals() as wait, server:
             server.start()
