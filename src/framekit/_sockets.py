@@ -24,6 +24,15 @@ event loop lives here once, so the two cannot drift apart:
     ``EPROTOTYPE`` (a live socket of the other type: a datagram socket probed
     with a stream socket or the reverse), ``EPERM`` (a datagram socket
     connected to someone else)...  A path that is not a socket is never removed.
+    Two servers may find the same stale file at once: the file's
+    ``(st_dev, st_ino, st_ctime_ns)`` is recorded before the probe and checked
+    again right before the ``unlink``, so a server removes only the file it
+    probed, never the one the other has just bound (it fails with "address in
+    use" instead).  The change time is part of it because a freed inode number
+    is reused at once (ext4, tmpfs): the other's new file often has the stale
+    file's number.  A window of a few instructions between that check and the
+    ``unlink`` remains, and two files made within one tick of the filesystem's
+    clock look alike (closing these would take a lock file).
   - *Cleanup.*  A :class:`UnixFile` remembers the inode it created and removes
     the file at close only if it is still that inode (another server may have
     replaced it meanwhile).
@@ -120,6 +129,9 @@ class UnixFile:
             return
         if not stat.S_ISSOCK(info.st_mode):
             raise self._in_use(f"{self.path} exists and is not a socket")
+        # A freed inode number is reused at once (ext4, tmpfs): the change time
+        # tells a new file from the stale one that had the same number.
+        identity = (info.st_dev, info.st_ino, info.st_ctime_ns)
         with socket.socket(socket.AF_UNIX, self.address.socktype) as probe:
             probe.setblocking(False)
             try:
@@ -132,6 +144,14 @@ class UnixFile:
                 raise self._in_use("a server is listening there") from None
             else:
                 raise self._in_use("a server is listening there")
+        # Another server may have removed the stale file and bound its own (not
+        # listening yet, so the probe was refused too): unlink only the file probed.
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return
+        if (info.st_dev, info.st_ino, info.st_ctime_ns) != identity:
+            raise self._in_use("another server has just bound it")
         try:
             os.unlink(self.path)
         except FileNotFoundError:

@@ -113,7 +113,7 @@ class Address:
 def _parse_port(text: str, address: str) -> int:
     if not text:
         raise ValueError(f"missing port in address {address!r}")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # not '²' or full-width digits
         raise ValueError(f"invalid port {text!r} in address {address!r}")
     port = int(text)
     if port > 65535:

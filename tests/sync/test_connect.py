@@ -13,7 +13,7 @@ import framekit
 from framekit.sync import FramedSocket
 
 from ..conftest import needs_ipv6
-from .helpers import TIMEOUT, LogWatcher, connect_to, echo, running
+from .helpers import TIMEOUT, LogWatcher, connect_to, echo, join, running, start_thread
 
 Contexts = Tuple[ssl.SSLContext, ssl.SSLContext]
 
@@ -170,3 +170,35 @@ def test_shutdown_with_tls_clients_connected(tls_contexts: Contexts, logs: LogWa
         for client in clients:
             client.close()
     assert not logs.find("still running")
+
+
+@pytest.mark.parametrize(
+    ("sent", "error"),
+    [
+        (b"\x00\x00\x00\x05hello", framekit.ConnectionClosed),  # cut between frames
+        (b"\x00\x00\x00\x05hello\x00\x00\x00\x09cut", framekit.IncompleteFrame),  # inside one
+    ],
+    ids=["between-frames", "inside-a-frame"],
+)
+def test_tls_close_without_close_notify(tls_contexts: Contexts, sent: bytes, error: type) -> None:
+    """A TCP close without close_notify (ragged EOF) is an EOF, as documented.
+
+    Python's own SSLSocket.close() sends no close_notify either; only the
+    framing tells a cut inside a frame.
+    """
+    server_ctx, client_ctx = tls_contexts
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def serve_once() -> None:
+            raw, _ = listener.accept()
+            with server_ctx.wrap_socket(raw, server_side=True) as tls:
+                tls.sendall(sent)
+                socket.socket.shutdown(tls, socket.SHUT_RDWR)  # FIN, no close_notify
+
+        thread = start_thread(serve_once)
+        port = listener.getsockname()[1]
+        with framekit.connect(f"tls://127.0.0.1:{port}", ssl=client_ctx, timeout=TIMEOUT) as conn:
+            assert conn.recv() == b"hello"
+            with pytest.raises(error):
+                conn.recv()
+        join(thread)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any, Callable, Iterator, Tuple
+import threading
+import time
+from typing import Any, Callable, Iterator, List, Tuple
 
 import pytest
 
 import framekit
 from framekit import serializers
+from framekit._sockets import peer_name
 from framekit.addresses import parse_address
 from framekit.presets import PRESET_ARGS
-from framekit.sync.datagram import MAX_UDP_DATAGRAM, MAX_UNIX_DATAGRAM
+from framekit.sync.datagram import MAX_UDP_DATAGRAM, MAX_UNIX_DATAGRAM, DatagramSocket
 
 from ..conftest import MQTT_PUBLISH, needs_ipv6
 from .helpers import TIMEOUT, LineCodec, LogWatcher, connect_to, running
@@ -274,3 +277,85 @@ def test_prefix_for_a_codec_without_it(pair: Pair) -> None:
         sender.sendto(b"x", rx.getsockname(), prefix=b"Q")
     with pytest.raises(TypeError, match="prefix"):
         sender.send_many([b"x"], prefix=b"Q")
+
+
+# --- regressions -------------------------------------------------------------
+
+
+def test_a_unixgram_peer_that_does_not_read_stalls_nobody(sock_dir: str, logs: LogWatcher) -> None:
+    """Replies to a peer whose queue is full are dropped, not waited for."""
+    path = f"{sock_dir}/s.sock"
+    request = framekit.LengthPrefixed().encode(b"x" * 1000)
+    lazy = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with running(f"unixgram://{path}", lambda frame, address: frame) as server, lazy:
+        lazy.bind("")  # an address to reply to, where nobody reads
+        lazy.settimeout(TIMEOUT)
+        for _ in range(60):  # far more than its queue holds (max_dgram_qlen)
+            lazy.sendto(request, path)
+        record = logs.wait_for("dropping a reply to")
+        assert peer_name("unixgram", lazy.getsockname()) in record.getMessage()
+        with framekit.connect(server.address, timeout=1.0) as good:
+            started = time.monotonic()
+            good.send(b"hi")
+            assert good.recv() == b"hi"
+            assert time.monotonic() - started < 0.5
+
+
+def test_empty_datagram_flood_does_not_block_shutdown() -> None:
+    server = framekit.serve("udp://127.0.0.1:0", lambda frame, address: frame).start()
+    target = server.socket.getsockname()
+    stop = threading.Event()
+
+    def flood() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            while not stop.is_set():
+                sender.sendto(b"", target)
+                time.sleep(0.005)
+
+    flooder = threading.Thread(target=flood, daemon=True)
+    flooder.start()
+    try:
+        time.sleep(0.2)
+        started = time.monotonic()
+        server.shutdown(timeout=2.0)
+        assert time.monotonic() - started < 1.0
+        assert not server._thread.is_alive()  # type: ignore[union-attr]
+    finally:
+        stop.set()
+        flooder.join(TIMEOUT)
+
+
+def test_read_datagram_may_queue_no_frame(pair: Pair, LP: Callable[..., Any]) -> None:
+    tx, rx = pair
+    dsock = framekit.DatagramSocket(rx, LP(4))
+    tx.send(b"")
+    tx.send(LP(4).encode_many([b"a", b"b"]))
+    assert dsock._read_datagram() == 0
+    assert dsock.buffered == 0
+    assert dsock._read_datagram() == 2
+    assert [dsock.recv(), dsock.recv()] == [b"a", b"b"]
+
+
+class Py39Timeout(OSError):
+    """``socket.timeout`` as Python 3.9 has it: not ``TimeoutError``."""
+
+
+def test_python39_socket_timeout_is_a_quiet_wake_up(
+    monkeypatch: pytest.MonkeyPatch, logs: LogWatcher
+) -> None:
+    monkeypatch.setattr(socket, "timeout", Py39Timeout)
+    real = DatagramSocket._decode
+    calls: List[int] = []
+
+    def decode(self: Any, n: int, address: Any) -> Any:
+        calls.append(n)
+        if len(calls) == 1:
+            raise Py39Timeout("timed out")
+        return real(self, n, address)
+
+    monkeypatch.setattr(DatagramSocket, "_decode", decode)
+    with running("udp://127.0.0.1:0", reply_upper) as server, connect_to(server) as conn:
+        conn.send(b"lost")
+        conn.send(b"fine")
+        assert conn.recv() == b"FINE"
+    assert not logs.find("receive failed")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
+import signal
 import socket
 import struct
 import threading
@@ -12,6 +15,7 @@ import pytest
 
 import framekit
 from framekit import serializers
+from framekit.sync import server as server_module
 
 from .helpers import TIMEOUT, LogWatcher, connect_to, echo, join, running, start_thread
 
@@ -406,3 +410,154 @@ def test_tcp_nodelay_on_both_ends() -> None:
         assert conn.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         conn.send(b"?")
         assert conn.recv() == b"1"
+
+
+# --- regressions -------------------------------------------------------------
+
+
+def test_accept_loop_survives_a_socket_it_cannot_set_up(
+    monkeypatch: pytest.MonkeyPatch, logs: LogWatcher
+) -> None:
+    """macOS fails TCP_NODELAY with EINVAL on a connection reset before accept."""
+    real = server_module.set_nodelay
+    calls = []
+
+    def flaky(sock: socket.socket) -> None:
+        calls.append(sock)
+        if len(calls) == 1:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        real(sock)
+
+    monkeypatch.setattr(server_module, "set_nodelay", flaky)
+    with running("tcp://127.0.0.1:0", echo) as server:
+        with connect_to(server) as first, pytest.raises(ConnectionError):
+            first.recv()  # dropped: closed at once
+        logs.wait_for("cannot set it up: [Errno 22] Invalid argument")
+        with connect_to(server) as second:
+            second.send(b"still accepting")
+            assert second.recv() == b"still accepting"
+        assert calls[0].fileno() == -1  # the dropped socket was closed
+
+
+def test_accept_loop_survives_an_unexpected_error(
+    monkeypatch: pytest.MonkeyPatch, logs: LogWatcher
+) -> None:
+    real = server_module._Client
+    calls = []
+
+    def flaky(*args: Any) -> Any:
+        calls.append(args[0])
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return real(*args)
+
+    monkeypatch.setattr(server_module, "_Client", flaky)
+    with running("tcp://127.0.0.1:0", echo) as server:
+        with connect_to(server) as first, pytest.raises(ConnectionError):
+            first.recv()
+        record = logs.wait_for("accepting a connection failed", logging.ERROR)
+        assert record.exc_info is not None and "a bug" in str(record.exc_info[1])
+        with connect_to(server) as second:
+            second.send(b"still accepting")
+            assert second.recv() == b"still accepting"
+        assert calls[0].fileno() == -1
+
+
+def _wake_pair_closed(server: Any) -> bool:
+    return bool(server._wake_r.fileno() == -1 and server._wake_w.fileno() == -1)
+
+
+def test_shutdown_from_a_datagram_handler_still_replies() -> None:
+    def stop(frame: bytes, address: Any) -> bytes:
+        server.shutdown()
+        return b"bye"
+
+    server = framekit.serve("udp://127.0.0.1:0", stop).start()
+    with connect_to(server) as conn:
+        conn.send(b"stop")
+        assert conn.recv() == b"bye"
+    join(server._thread)  # type: ignore[arg-type]
+    assert server.socket.fileno() == -1
+    assert _wake_pair_closed(server)
+
+
+def test_shutdown_from_a_signal_handler_in_the_serving_thread() -> None:
+    """serve_forever() in the main thread, shutdown() from a signal handler there."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers run in the main thread")
+    server = framekit.serve("tcp://127.0.0.1:0", echo)
+    old = signal.signal(signal.SIGUSR1, lambda signum, frame: server.shutdown())
+    try:
+        with connect_to(server) as conn:
+            main = threading.main_thread().ident
+            assert main is not None
+
+            def poke() -> None:
+                conn.send(b"x")
+                assert conn.recv() == b"x"  # the loop is serving
+                signal.pthread_kill(main, signal.SIGUSR1)
+
+            thread = start_thread(poke)
+            server.serve_forever()  # returns once the handler shut it down
+            join(thread)
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    assert server.socket.fileno() == -1
+    assert _wake_pair_closed(server)
+
+
+def test_loop_that_outlives_the_shutdown_timeout_closes_its_sockets(logs: LogWatcher) -> None:
+    release = threading.Event()
+    handling = threading.Event()
+
+    def slow(frame: bytes, address: Any) -> bytes:
+        handling.set()
+        release.wait(TIMEOUT)
+        return b"late"
+
+    server = framekit.serve("udp://127.0.0.1:0", slow).start()
+    with connect_to(server) as conn:
+        conn.send(b"hi")
+        assert handling.wait(TIMEOUT)
+        server.shutdown(timeout=0.1)  # the loop is still in the handler
+        assert server.socket.fileno() != -1  # not closed under the loop's feet
+        release.set()
+        assert conn.recv() == b"late"
+    join(server._thread)  # type: ignore[arg-type]
+    assert server.socket.fileno() == -1
+    assert _wake_pair_closed(server)
+
+
+class Py39Timeout(OSError):
+    """``socket.timeout`` as Python 3.9 has it: not ``TimeoutError``."""
+
+
+def test_python39_socket_timeout_in_a_handler_is_a_lost_connection(
+    monkeypatch: pytest.MonkeyPatch, logs: LogWatcher
+) -> None:
+    monkeypatch.setattr(socket, "timeout", Py39Timeout)
+
+    def times_out(conn: Any) -> None:
+        conn.recv()
+        raise Py39Timeout("timed out")
+
+    with running("tcp://127.0.0.1:0", times_out) as server, connect_to(server) as conn:
+        conn.send(b"x")
+        logs.wait_for("lost: timed out")
+    assert not logs.find("handler failed")
+
+
+def test_max_connections_refusal_is_a_connection_error_after_sending(
+    logs: LogWatcher,
+) -> None:
+    """The client sent data the server never read: a reset, not a clean close."""
+    with (
+        running("tcp://127.0.0.1:0", echo, max_connections=1) as server,
+        connect_to(server) as first,
+    ):
+        first.send(b"in")
+        assert first.recv() == b"in"
+        for _ in range(3):
+            with connect_to(server) as extra, pytest.raises(ConnectionError):
+                extra.send(b"hello")
+                extra.recv()

@@ -6,6 +6,7 @@ import errno
 import os
 import socket
 import stat
+import time
 from typing import Any, Callable
 
 import pytest
@@ -129,3 +130,57 @@ def test_abstract_name_has_no_file(scheme: str, sock_dir: str) -> None:
 def test_reuse_port_is_for_ip_only(sock_dir: str) -> None:
     with pytest.raises(ValueError, match="reuse_port"):
         framekit.serve(f"unix://{sock_dir}/s.sock", echo, reuse_port=True)
+
+
+def test_two_servers_on_one_stale_file(
+    scheme: str, sock_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another server removes the stale file and binds while this one probes it.
+
+    The probe is refused (the other is not listening yet); this server must not
+    remove the other's new file and bind over it.
+    """
+    path = os.path.join(sock_dir, "s.sock")
+    kind = socket.SOCK_STREAM if scheme == "unix" else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_UNIX, kind) as dead:
+        dead.bind(path)  # the stale file...
+    time.sleep(0.05)  # ...from a server long gone (its ctime is clock ticks older)
+    other = socket.socket(socket.AF_UNIX, kind)
+
+    class Probe(socket.socket):
+        def connect(self, address: Any) -> None:
+            try:
+                super().connect(address)
+            finally:  # meanwhile the other server takes the path
+                os.unlink(path)
+                other.bind(path)
+
+    monkeypatch.setattr(framekit._sockets.socket, "socket", Probe)
+    with other:
+        with pytest.raises(OSError, match="address in use") as info:
+            framekit.serve(f"{scheme}://{path}", _handler(scheme))
+        assert info.value.errno == errno.EADDRINUSE
+        assert other.getsockname() == path
+        monkeypatch.undo()
+        if kind == socket.SOCK_STREAM:
+            other.listen(1)
+            with socket.socket(socket.AF_UNIX, kind) as client:
+                client.connect(path)  # the file still leads to the other server
+        else:
+            with socket.socket(socket.AF_UNIX, kind) as client:
+                client.sendto(b"ping", path)
+                assert other.recv(16) == b"ping"
+
+
+def test_listen_failure_removes_the_unix_file(
+    sock_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = os.path.join(sock_dir, "s.sock")
+
+    def failing_listen(self: socket.socket, backlog: int = 0) -> None:
+        raise OSError(errno.EOPNOTSUPP, "listen failed")
+
+    monkeypatch.setattr(socket.socket, "listen", failing_listen)
+    with pytest.raises(OSError, match="listen failed"):
+        framekit.serve(f"unix://{path}", echo)
+    assert not os.path.exists(path)

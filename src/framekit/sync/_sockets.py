@@ -168,7 +168,12 @@ def bind_socket(
         if unix_file is not None:
             unix_file.created()
         if not address.is_datagram:
-            sock.listen(backlog)
+            try:
+                sock.listen(backlog)
+            except BaseException:
+                if unix_file is not None:
+                    unix_file.remove()  # the file bind() made is ours to remove
+                raise
 
     sock = _try_each(address, "bind", passive=True, setup=setup, finish=finish)
     return sock, unix_file

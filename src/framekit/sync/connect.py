@@ -12,6 +12,16 @@ both transports pick the context with :func:`framekit._sockets.tls_context`.
 
 The timeout is ``socket.create_connection``'s: it bounds the connect (and the
 TLS handshake) and stays on the socket for every later call.
+
+**TLS end of stream.**  A peer that closes the TCP connection without a TLS
+``close_notify`` (a "ragged EOF") reads as a clean close, ``ConnectionClosed``
+(``suppress_ragged_eofs``, the ``ssl`` module's default, is kept).  This is
+deliberate: Python's own ``SSLSocket.close()`` sends no ``close_notify``
+either, so treating a ragged EOF as an error would make every ordinary close
+by a Python peer look like a truncation attack.  The framing still detects a
+cut *inside* a frame (``IncompleteFrame``); a cut *between* frames cannot be
+told from a clean close, so a protocol that must know it received everything
+should mark its last frame.
 """
 
 from __future__ import annotations
@@ -67,6 +77,11 @@ def connect(
         ValueError: a malformed address, or an option that does not fit it.
         OSError: the connection failed (refused, unreachable, timed out,
             ``ssl.SSLCertVerificationError``...).
+
+    Over TLS, a TCP close without ``close_notify`` reads as a clean close
+    (``ConnectionClosed``), as after ``SSLSocket.close()``, which sends none;
+    only a cut inside a frame is detected (``IncompleteFrame``).  See the
+    module notes.
     """
     addr = parse_address(address)
     context = tls_context(addr, ssl, server_side=False)

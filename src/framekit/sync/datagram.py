@@ -3,8 +3,9 @@
 Design notes
 ------------
 A datagram is delivered whole or not at all, so it needs no reassembly across
-reads, but it must *parse* whole: each datagram carries one or more complete
-frames in the codec's format, and nothing else.  Every datagram gets a fresh
+reads, but it must *parse* whole: each datagram carries complete frames in
+the codec's format (one or more; an empty datagram, none: see below), and
+nothing else.  Every datagram gets a fresh
 ``codec.decoder()``: ``feed(datagram)`` then ``eof()``.  Any ``FramingError``
 (a bad length, a frame cut short, trailing bytes, an oversized frame) becomes a
 ``CorruptedFrame`` whose ``.address`` is the sender; the whole datagram is
@@ -27,6 +28,13 @@ sending rules are shared with the asyncio endpoints (:mod:`framekit._datagrams`)
 Frames decoded from one datagram are queued, with their sender, so a datagram
 packed by ``send_many`` feeds several ``recv()`` calls; ``buffered`` tells a
 caller (the datagram server) whether a frame is ready without reading.
+
+**An empty datagram carries no frame** (framekit never sends one: every frame
+has bytes, and ``send_many`` of nothing sends nothing).  It is not an error:
+``recv()`` skips it and waits for the next datagram, as the asyncio endpoint
+does.  The datagram server reads one datagram per wake-up
+(``_read_datagram()``, which may queue no frame), so a flood of empty datagrams
+cannot keep it in ``recv()`` where ``shutdown()`` could not reach it.
 """
 
 from __future__ import annotations
@@ -113,8 +121,7 @@ class DatagramSocket(Closing):
         """
         queue = self._queue
         while not queue:
-            n, address = self.socket.recvfrom_into(self._buf)
-            queue.extend(zip(self._decode(n, address), repeat(address)))
+            self._read_datagram()
         frame, address = queue.popleft()
         if self.serializer is not None:
             frame = loads(self.serializer, frame)
@@ -133,6 +140,18 @@ class DatagramSocket(Closing):
     def buffered(self) -> int:
         """Frames already received and decoded, that ``recv()`` returns without reading."""
         return len(self._queue)
+
+    def _read_datagram(self) -> int:
+        """Read one datagram and queue its frames; return how many (0 for an empty one).
+
+        The datagram server reads one datagram per wake-up with it, so a
+        stream of empty datagrams cannot keep it in a read.  Raises like
+        :meth:`recvfrom`.
+        """
+        n, address = self.socket.recvfrom_into(self._buf)
+        frames = self._decode(n, address)
+        self._queue.extend(zip(frames, repeat(address)))
+        return len(frames)
 
     def _decode(self, n: int, address: Any) -> List[bytes]:
         if n > self.max_datagram_size:

@@ -10,6 +10,15 @@ frame that does not deserialize, a handler exception or a reply that cannot be
 delivered is logged on the ``framekit`` logger, and the loop goes on with the
 next datagram.
 
+**No peer can stall it.**  The server's socket is non-blocking, so a reply to
+a peer that does not read (a Unix datagram peer whose queue is full) fails at
+once with ``BlockingIOError``: the reply is dropped, as the network may drop
+any datagram, with one log line naming the peer, and the next datagram is
+served.  (Sends a ``FrameHandler`` makes itself on ``self.conn`` are
+non-blocking too, and raise ``BlockingIOError`` in that case.)  The loop reads
+one datagram per wake-up, even an empty one that holds no frame, so shutdown
+reaches it however fast datagrams come.
+
 A handler is a callable ``handler(frame, address)`` or a
 :class:`~framekit.FrameHandler` subclass, instantiated once for the server
 (``setup()`` before the first datagram, ``finish()`` at shutdown), whose
@@ -20,6 +29,7 @@ not ``None`` is sent back to ``address``.
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any, Callable
 
 from .._sockets import peer_name
@@ -62,9 +72,14 @@ class DatagramService:
 
     def _serve_one(self) -> None:
         name = self._server.address
+        dsock = self._dsock
         try:
-            frame, address = self._dsock.recvfrom()
-        except (BlockingIOError, TimeoutError):
+            # One datagram per wake-up, even if it holds no frame (an empty one):
+            # the loop gets back to its wait, where shutdown() reaches it.
+            if not dsock.buffered and not dsock._read_datagram():
+                return
+            frame, address = dsock.recvfrom()  # from the queue: no read
+        except (BlockingIOError, socket.timeout):  # socket.timeout: TimeoutError on 3.10+
             return  # woken for nothing (a datagram with a bad checksum, say)
         except (FramingError, SerializationError) as exc:
             logger.warning("server %s: dropping a datagram: %s", name, exc)
@@ -86,6 +101,12 @@ class DatagramService:
         try:
             if not address:
                 raise OSError("the sender is an unbound socket, with no address to reply to")
-            self._dsock.sendto(reply, address)
+            dsock.sendto(reply, address)  # the server's socket is non-blocking
+        except BlockingIOError:
+            logger.warning(
+                "server %s: dropping a reply to %s: it is not reading (its queue is full)",
+                name,
+                peer,
+            )
         except Exception as exc:
             logger.warning("server %s: cannot reply to %s: %s", name, peer, exc)

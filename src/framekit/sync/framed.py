@@ -27,7 +27,12 @@ more).  A corrupted decoder refuses all input, so every later ``recv()`` raises
 **EOF.**  ``recv_into`` returning 0 means the peer closed its side.  The
 decoder's ``eof()`` raises ``IncompleteFrame`` if a frame was cut off;
 otherwise ``recv()`` raises ``ConnectionClosed`` (iteration just stops), and
-keeps doing so.  A timeout (``socket.timeout``) propagates without losing
+keeps doing so.  Over TLS a TCP close without ``close_notify`` (a "ragged
+EOF", with the ``ssl`` module's default ``suppress_ragged_eofs=True``) is such
+an EOF too: Python's own ``SSLSocket.close()`` sends no ``close_notify``, so
+refusing it would make every ordinary close look like an attack.  Only a cut
+inside a frame is detected (``IncompleteFrame``); a cut between frames reads
+as a clean close.  A timeout (``socket.timeout``) propagates without losing
 anything: the partial frame stays in the decoder and the next ``recv()``
 continues it.
 
@@ -72,6 +77,9 @@ class FramedSocket(Closing):
     """Send and receive whole frames over a connected stream socket.
 
     Works over TCP, Unix stream and TLS sockets, blocking or with a timeout.
+    Over TLS, a peer's TCP close without ``close_notify`` ends the stream like
+    a clean close (``ConnectionClosed``; ``SSLSocket.close()`` sends no
+    ``close_notify``); a cut inside a frame still raises ``IncompleteFrame``.
 
     Args:
         sock: a connected ``SOCK_STREAM`` socket (``ssl.SSLSocket`` too).

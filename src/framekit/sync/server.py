@@ -8,15 +8,28 @@ waits in a selector on the listening socket *and* a wake-up socketpair, so
 ``shutdown()`` is prompt (one byte on the pair), not a polling interval away.
 A datagram server has no connections: its loop reads datagrams and calls the
 handler for each frame in the same thread (see :mod:`.datagram_server`).
+Nothing one connection does can end the accept loop: a socket that cannot be
+set up after ``accept`` (macOS fails ``TCP_NODELAY`` with ``EINVAL`` on a
+connection reset meanwhile) is closed and logged, and so is any unexpected
+error in one round of the loop; the loop goes on.
 
 **max_connections.**  Beyond the limit a new connection is accepted and closed
 at once, with a log line, rather than left in the listen backlog: the client
-learns immediately (``ConnectionClosed``) instead of hanging, and the backlog
-cannot hide an overloaded server.
+learns immediately instead of hanging, and the backlog cannot hide an
+overloaded server.  What it sees is a ``ConnectionError``: ``ConnectionClosed``
+if it only reads, but ``ConnectionResetError`` (or ``BrokenPipeError``) once
+it has sent data the server never read, and a TLS client fails its handshake
+(an ``ssl.SSLError`` or a ``ConnectionError``).
 
 **TLS.**  The accept loop only accepts.  Wrapping and the handshake happen in
 the connection's own thread, under ``handshake_timeout``, so a slow or bad TLS
-client delays nobody else.
+client delays nobody else.  A client that closes its TCP connection without a
+TLS ``close_notify`` (a "ragged EOF") ends its connection like a clean close
+(``ConnectionClosed``): Python's own ``SSLSocket.close()`` sends no
+``close_notify``, so refusing ragged EOFs would turn every ordinary close
+into an error.  The framing still catches a cut inside a frame
+(``IncompleteFrame``); a cut *between* frames looks like a clean close, so a
+protocol that must know it got everything should say so in its frames.
 
 **Faults stay with their connection.**  Whatever ends a connection (a framing
 error, a reset, a handler exception) is logged on the ``framekit`` logger with
@@ -25,12 +38,19 @@ Frames that arrived whole before bad bytes reach the handler first (the
 FramedSocket delivers them before raising).
 
 **Shutdown** stops the loop, closes the listening socket (removing a Unix
-socket file), then ``shutdown(SHUT_RDWR)`` on every client socket, which
-wakes a thread blocked in ``recv`` (it sees EOF) or ``send``, and joins the
-threads within the timeout.  Sockets are closed only by their own thread, so
-a file descriptor is never reused under a thread still using it.  Connection
-threads are daemons: a handler stuck outside socket calls is reported, not
-waited for forever.
+socket file) and the wake-up pair, then ``shutdown(SHUT_RDWR)`` on every
+client socket, which wakes a thread blocked in ``recv`` (it sees EOF) or
+``send``, and joins the threads within the timeout.  Sockets are closed only by their own thread, so
+a file descriptor is never reused under a thread still using it.  That holds
+for the server socket too: when the loop does not stop within the timeout,
+the loop closes the server socket and the wake-up pair itself as it ends.
+``shutdown()`` called in the loop's own thread (a datagram handler, or a
+signal handler while ``serve_forever()`` runs in the main thread) takes no
+lock (a signal handler may have interrupted the loop while it held one): it
+only stops the loop, which then does the whole shutdown as it ends, before
+``serve_forever()`` returns, so a datagram handler's reply still goes out.
+Connection threads are daemons: a handler stuck outside socket calls is
+reported, not waited for forever.
 """
 
 from __future__ import annotations
@@ -60,9 +80,6 @@ __all__ = ["Server", "serve"]
 
 logger = logging.getLogger("framekit")
 
-#: Socket timeout of a datagram server's socket, so a reply to a peer that does
-#: not read (a full Unix datagram queue) cannot stall the loop for long.
-_DATAGRAM_IO_TIMEOUT = 0.5
 #: Pause after accept() fails for lack of resources (EMFILE...), so the loop
 #: does not spin on a listening socket that stays readable.
 _ACCEPT_BACKOFF = 0.1
@@ -137,14 +154,15 @@ class Server:
         )
         try:
             self.address = bound_address(addr, self.socket).url()
+            # Non-blocking: the loop reads only what the selector says is there,
+            # and a datagram reply to a peer that does not read is dropped
+            # rather than stalling everyone (see datagram_server).
+            self.socket.setblocking(False)
             self._datagram: Optional[DatagramSocket] = None
             if addr.is_datagram:
-                self.socket.settimeout(_DATAGRAM_IO_TIMEOUT)
                 self._datagram = DatagramSocket(
                     self.socket, codec, serializer=serializer, max_datagram_size=max_datagram_size
                 )
-            else:
-                self.socket.setblocking(False)
             self._wake_r, self._wake_w = socket.socketpair()
         except BaseException:
             self._close_socket()
@@ -152,6 +170,9 @@ class Server:
         self._lock = threading.Lock()
         self._clients: Set[_Client] = set()
         self._closing = False
+        self._released = False
+        #: Set by a shutdown() called in the loop's thread, which leaves the rest to the loop.
+        self._shutdown_timeout: Optional[float] = None
         self._serving = False
         self._loop_done = threading.Event()
         self._loop_done.set()
@@ -161,7 +182,7 @@ class Server:
     # -- running ------------------------------------------------------------
 
     def serve_forever(self) -> None:
-        """Serve in the calling thread until :meth:`shutdown` (from another thread).
+        """Serve in the calling thread until :meth:`shutdown`.
 
         Returns at once if the server was already shut down.
 
@@ -184,7 +205,16 @@ class Server:
             else:
                 self._accept_loop()
         finally:
-            self._loop_done.set()
+            try:
+                with self._lock:
+                    closing = self._closing
+                    timeout = self._shutdown_timeout
+                if closing:  # shutdown() may have left the closing to this thread
+                    self._release()
+                if timeout is not None:  # shutdown() was called in this thread
+                    self._stop_clients(time.monotonic() + timeout, timeout)
+            finally:
+                self._loop_done.set()
 
     def start(self) -> Server:
         """Serve in a background (daemon) thread; return the server.
@@ -223,7 +253,17 @@ class Server:
         with self._selector() as selector:
             while not self._closing:
                 if self._wait(selector):
-                    self._accept(selector)
+                    try:
+                        self._accept(selector)
+                    except Exception as exc:  # a bug or an odd platform: log, go on
+                        if self._closing:
+                            return
+                        logger.error(
+                            "server %s: accepting a connection failed",
+                            self.address,
+                            exc_info=exc,
+                        )
+                        self._wait(selector, _ACCEPT_BACKOFF)
 
     def _accept(self, selector: selectors.BaseSelector) -> None:
         try:
@@ -236,9 +276,29 @@ class Server:
             logger.error("server %s cannot accept a connection: %s", self.address, exc)
             self._wait(selector, _ACCEPT_BACKOFF)
             return
-        sock.setblocking(True)
-        set_nodelay(sock)
-        client = _Client(sock, peer, peer_name(self._scheme, peer))
+        try:
+            self._admit(sock, peer)
+        except BaseException:
+            sock.close()  # not handed to a thread: ours to close
+            raise
+
+    def _admit(self, sock: socket.socket, peer: Any) -> None:
+        """Set up an accepted socket and start its thread (or close it)."""
+        name = peer_name(self._scheme, peer)
+        try:
+            sock.setblocking(True)
+            set_nodelay(sock)
+        except OSError as exc:
+            # macOS: EINVAL for TCP_NODELAY on a connection reset before accept.
+            sock.close()
+            logger.warning(
+                "server %s: dropping connection from %s: cannot set it up: %s",
+                self.address,
+                name,
+                exc,
+            )
+            return
+        client = _Client(sock, peer, name)
         logger.debug("server %s: connection from %s", self.address, client.name)
         with self._lock:
             if self._closing:
@@ -306,7 +366,7 @@ class Server:
             )
         elif isinstance(exc, _ssl.SSLError):
             logger.warning("server %s: TLS error with %s: %s", self.address, peer, exc)
-        elif isinstance(exc, (ConnectionError, TimeoutError)):
+        elif isinstance(exc, (ConnectionError, TimeoutError, socket.timeout)):  # 3.9: not one
             logger.warning("server %s: connection from %s lost: %s", self.address, peer, exc)
         else:
             logger.error(
@@ -321,27 +381,51 @@ class Server:
     def shutdown(self, timeout: float = 5.0) -> None:
         """Stop serving, close every connection, and join their threads.
 
-        Safe to call more than once, and from a handler.
+        Safe to call more than once, and from a handler.  Called from the
+        serving loop's own thread (a datagram handler, or a signal handler
+        while ``serve_forever()`` runs in the main thread), it only stops the
+        loop and returns: the loop does the rest as it ends, before
+        ``serve_forever()`` returns (so a datagram handler's reply still goes
+        out, and a signal handler never waits for a lock the code it
+        interrupted holds).
 
         Args:
             timeout: how long to wait, in all, for the serving loop and the
                 connection threads to finish; threads still running after it
                 are logged and left (they are daemons).
         """
+        if self._loop_thread is threading.current_thread() and not self._loop_done.is_set():
+            # No lock here: this may be a signal handler that interrupted the
+            # loop while it held it.  The loop's end finishes the shutdown.
+            if not self._closing:
+                self._shutdown_timeout = timeout
+                self._closing = True
+                self._wake()
+            return
         deadline = time.monotonic() + timeout
         with self._lock:
             if self._closing:
                 return
             self._closing = True
-            clients = list(self._clients)
-        me = threading.current_thread()
+        self._wake()
+        self._loop_done.wait(max(0.0, deadline - time.monotonic()))
+        if self._loop_done.is_set():
+            self._release()
+        # Else the loop did not stop in time: it closes the sockets as it ends,
+        # rather than have them closed under its feet.
+        self._stop_clients(deadline, timeout)
+
+    def _wake(self) -> None:
         try:
             self._wake_w.send(b"\0")
         except OSError:
             pass
-        if self._loop_thread is not me:
-            self._loop_done.wait(max(0.0, deadline - time.monotonic()))
-        self._close_socket()
+
+    def _stop_clients(self, deadline: float, timeout: float) -> None:
+        """Wake every connection's thread and join them (and a start() thread)."""
+        with self._lock:
+            clients = list(self._clients)
+        me = threading.current_thread()
         for client in clients:
             client.abort()
         threads = [c.thread for c in clients if c.thread is not None and c.thread is not me]
@@ -358,9 +442,16 @@ class Server:
                 timeout,
                 ", ".join(stuck),
             )
-        if self._loop_done.is_set():
-            self._wake_r.close()
-            self._wake_w.close()
+
+    def _release(self) -> None:
+        """Close the server socket and the wake-up pair, once, from whichever thread is last."""
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+        self._close_socket()
+        self._wake_r.close()
+        self._wake_w.close()
 
     def _close_socket(self) -> None:
         self.socket.close()
