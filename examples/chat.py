@@ -33,7 +33,11 @@ class Room:
     def broadcast(self, text: str, sender: Optional[framekit.FramedSocket] = None) -> None:
         with self.lock:
             others = [conn for conn in self.members if conn is not sender]
-        for conn in others:
+        self.send_to(others, text)
+
+    @staticmethod
+    def send_to(conns: List[framekit.FramedSocket], text: str) -> None:
+        for conn in conns:
             try:
                 conn.send(text.encode())
             except OSError:
@@ -42,11 +46,12 @@ class Room:
     def handle(self, conn: framekit.FramedSocket) -> None:
         """One member, in its own thread: the first frame is the name, then messages."""
         name = conn.recv().decode(errors="replace")
-        with self.lock:
+        with self.lock:  # who was here and who joins: one step, so nobody is told twice
+            others = list(self.members)
             here = ", ".join(self.members.values()) or "nobody yet"
             self.members[conn] = name
+        self.send_to(others, f"* {name} joined")
         conn.send(f"* welcome {name}; here: {here}".encode())
-        self.broadcast(f"* {name} joined", sender=conn)
         try:
             for frame in conn:  # until the member leaves
                 self.broadcast(f"{name}: {frame.decode(errors='replace')}", sender=conn)
