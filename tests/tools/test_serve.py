@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 from typing import Any, Callable, List
 
 import pytest
@@ -190,3 +193,25 @@ def test_refused_before_serving(
 ) -> None:
     assert main(["serve", *argv]) == 1  # returns: it never started serving
     assert words in one_error(capsys)
+
+
+def test_ctrl_c_works_even_if_sigint_was_ignored_at_start(sock_dir: str) -> None:
+    # A shell without job control starts background commands with SIGINT
+    # ignored, and children inherit that: the server must still stop on it.
+    path = os.path.join(sock_dir, "ignored.sock")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "framekit", "serve", f"unix://{path}"],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        assert "listening on" in proc.stderr.readline()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+        assert not os.path.exists(path)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()  # type: ignore[union-attr]

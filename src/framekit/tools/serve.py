@@ -224,11 +224,15 @@ def stop_signals() -> Iterator[Waiter]:
                 return ready
 
     previous_term = signal.signal(signal.SIGTERM, interrupt)
+    # A process started in the background by a shell without job control
+    # inherits SIGINT ignored; Ctrl-C (or kill -INT) must still stop us.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     previous_fd = signal.set_wakeup_fd(wakeup_w.fileno(), warn_on_full_buffer=False)
     try:
         yield wait_or_signal
     finally:
         signal.set_wakeup_fd(previous_fd)
+        signal.signal(signal.SIGINT, previous_int)
         signal.signal(signal.SIGTERM, previous_term)
         wakeup.close()
         wakeup_w.close()
