@@ -1,9 +1,9 @@
-"""pytest-benchmark front-end of :mod:`framekit.benchmarks`.
+"""pytest-benchmark front-end of :mod:`framekit.apps.benchmarks`.
 
 Design notes
 ------------
 The suites measure exactly what ``framekit bench`` measures: the comparisons,
-contestants and workloads all come from :mod:`framekit.benchmarks.catalogue`
+contestants and workloads all come from :mod:`framekit.apps.benchmarks.catalogue`
 (profile ``all``, the whole matrix of the issue).  A test module names the
 kind it runs (``KIND = "decode"``); :func:`pytest_generate_tests` makes one
 test per contestant of every comparison of that kind, and pytest-benchmark
@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, Iterator, Tuple
 
 import pytest
 
-from framekit.benchmarks import catalogue, harness
+from framekit.apps.benchmarks import catalogue, harness
 
 #: Workload scale in smoke mode (--benchmark-disable): a few KiB per run.
 SMOKE_SCALE = 0.01

@@ -2,7 +2,7 @@
 Twisted and the floors, at every payload size, fed in 64 KiB chunks, 7-byte chunks and
 whole, keeping ("list") or dropping ("stream") the frames.
 
-The comparisons come from :mod:`framekit.benchmarks.catalogue`; see conftest.py.
+The comparisons come from :mod:`framekit.apps.benchmarks.catalogue`; see conftest.py.
 """
 
 from __future__ import annotations

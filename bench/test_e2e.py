@@ -2,7 +2,7 @@
 process: framekit blocking and asyncio receivers, the naive recv-exactly loop, asyncio
 ``readexactly`` and raw ``recv_into`` (the limit).
 
-The comparisons come from :mod:`framekit.benchmarks.catalogue`; see conftest.py.
+The comparisons come from :mod:`framekit.apps.benchmarks.catalogue`; see conftest.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Encoding: ``encode``, ``encode_many`` and ``header`` of both backends and the naive
 ``struct.pack`` encoder, against the floors, at every payload size.
 
-The comparisons come from :mod:`framekit.benchmarks.catalogue`; see conftest.py.
+The comparisons come from :mod:`framekit.apps.benchmarks.catalogue`; see conftest.py.
 """
 
 from __future__ import annotations

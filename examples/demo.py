@@ -9,7 +9,7 @@ import random
 import time
 
 import framekit
-from framekit import _codec_py
+from framekit.codecs import length_prefixed
 
 codec = framekit.LengthPrefixed(4)
 messages = [f"message {i}".encode() * random.randint(1, 5) for i in range(1000)]
@@ -30,7 +30,7 @@ print(f"backend: {framekit.BACKEND}; {len(messages)} messages split at random po
 # Decode the same 16-byte-payload stream with both backends, fed 64 KiB at a time.
 frames = codec.encode_many([b"x" * 16] * 200_000)
 chunks = [frames[i : i + 65536] for i in range(0, len(frames), 65536)]
-for name, cls in [("cython", framekit.LengthPrefixed), ("python", _codec_py.LengthPrefixed)]:
+for name, cls in [("cython", framekit.LengthPrefixed), ("python", length_prefixed.LengthPrefixed)]:
     if name == "cython" and framekit.BACKEND != "cython":
         continue
     dec = cls(4).decoder()

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import pytest
 
-from framekit import _codec_py
+from framekit.codecs import length_prefixed as _codec_py
 
 try:
     from framekit import _speedups
@@ -30,7 +30,7 @@ BACKENDS.append(
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> ModuleType:
-    """The codec module under test: ``framekit._codec_py`` or ``framekit._speedups``."""
+    """The codec module under test: the pure reference or ``framekit._speedups``."""
     return request.param  # type: ignore[no-any-return]
 
 
@@ -41,9 +41,9 @@ def LP(backend: ModuleType) -> Callable[..., Any]:
 
 
 def reload_codec_selector() -> ModuleType:
-    import framekit.codec
+    import framekit.codecs.backend
 
-    return importlib.reload(framekit.codec)
+    return importlib.reload(framekit.codecs.backend)
 
 
 # --- network fixtures shared by the transport tests ---------------------------

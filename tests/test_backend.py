@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import framekit
-from framekit import _codec_py
+from framekit.codecs import length_prefixed as _codec_py
 
 from .conftest import REQUIRE_EXTENSION, _speedups
 

@@ -18,13 +18,20 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
-from framekit import cli
-from framekit.benchmarks import catalogue, harness, report, targets
-from framekit.benchmarks.codec_contestants import NaiveDecoder, feed_runner
-from framekit.benchmarks.floors import floor_contestants
-from framekit.benchmarks.harness import Comparison, Contestant, Result, Scenario, Session, Settings
-from framekit.benchmarks.receivers import EndToEndWorkload
-from framekit.benchmarks.workloads import (
+from framekit.apps import cli
+from framekit.apps.benchmarks import catalogue, harness, report, targets
+from framekit.apps.benchmarks.codec_contestants import NaiveDecoder, feed_runner
+from framekit.apps.benchmarks.floors import floor_contestants
+from framekit.apps.benchmarks.harness import (
+    Comparison,
+    Contestant,
+    Result,
+    Scenario,
+    Session,
+    Settings,
+)
+from framekit.apps.benchmarks.receivers import EndToEndWorkload
+from framekit.apps.benchmarks.workloads import (
     CHUNK_7,
     DecodeWorkload,
     EncodeWorkload,

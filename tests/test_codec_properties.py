@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from framekit import _codec_py, _common
+from framekit.codecs import _limits as _common
+from framekit.codecs import length_prefixed as _codec_py
 
 from .codec_helpers import buffer_events, feed_events, split
 

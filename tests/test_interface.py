@@ -10,7 +10,7 @@ import pytest
 
 import framekit
 from framekit import Codec, CodecBase, Decoder, DecoderBase, FrameTooLarge, IncompleteFrame
-from framekit.interface import Buffer
+from framekit.codecs.interface import Buffer
 
 
 class Upper(CodecBase):

@@ -11,7 +11,7 @@ import pytest
 import framekit
 import framekit.asyncio
 
-CODEC = re.escape("framekit.interface.Codec")
+CODEC = re.escape("framekit.codecs.interface.Codec")
 
 
 class NotACodec:

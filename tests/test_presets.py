@@ -1,4 +1,4 @@
-"""framekit.presets against bytes that independent implementations write or read.
+"""framekit.codecs.presets against bytes that independent implementations write or read.
 
 Every codec test runs on both backends: the preset is rebuilt from
 ``presets.PRESET_ARGS`` with the backend's ``LengthPrefixed`` class (``LP``).

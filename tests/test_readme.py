@@ -18,7 +18,7 @@ from typing import List, Tuple
 
 import pytest
 
-from framekit.cli import build_parser
+from framekit.apps.cli import build_parser
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")

@@ -10,8 +10,8 @@ from typing import Any, List
 
 import pytest
 
-from framekit import transfer
-from framekit.transfer import (
+from framekit.apps import transfer
+from framekit.apps.transfer import (
     ACK,
     CHUNK,
     END,

@@ -4,9 +4,12 @@ A sans-IO length-prefixed codec (Cython, with a pure-Python twin), blocking
 and asyncio transports on top of it, and presets for real protocols.
 """
 
-from . import presets, serializers
-from .codec import BACKEND, LengthPrefixed, LengthPrefixedDecoder
-from .delimited import Delimited
+from . import serializers
+from .codecs import presets
+from .codecs.backend import BACKEND, LengthPrefixed, LengthPrefixedDecoder
+from .codecs.delimited import Delimited
+from .codecs.interface import Codec, CodecBase, Decoder, DecoderBase
+from .codecs.netstring import Netstring
 from .errors import (
     ConnectionClosed,
     CorruptedFrame,
@@ -15,8 +18,6 @@ from .errors import (
     IncompleteFrame,
     SerializationError,
 )
-from .interface import Codec, CodecBase, Decoder, DecoderBase
-from .netstring import Netstring
 from .sync import DatagramSocket, FramedSocket, FrameHandler, Server, connect, serve
 
 __version__ = "0.1.0"

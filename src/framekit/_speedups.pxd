@@ -1,4 +1,4 @@
-# Declarations for the Cython twin of framekit._codec_py (see _speedups.pyx).
+# Declarations for the Cython twin of framekit.codecs.length_prefixed (see _speedups.pyx).
 
 from libc.stdint cimport int64_t, uint64_t
 
@@ -49,7 +49,7 @@ cdef class LengthPrefixedDecoder:
     cdef Py_ssize_t _last      # size of the last frame decoded by buffer_updated
     cdef Py_ssize_t _rest_min  # assemble in place only if this much is yet to come
     cdef Py_ssize_t _header_max
-    cdef Py_ssize_t _direct_min  # _common.DIRECT_MIN, DIRECT_RATIO, ROOM_CAP, read when made
+    cdef Py_ssize_t _direct_min  # _limits.DIRECT_MIN, DIRECT_RATIO, ROOM_CAP, read when made
     cdef Py_ssize_t _direct_ratio
     cdef Py_ssize_t _room_cap
     cdef _WritableSpan _span   # exports the unfilled tail of _frame to get_buffer()

@@ -1,4 +1,4 @@
-# Type stub for the Cython twin of framekit._codec_py: the same API, name for name.
+# Type stub for the Cython twin of framekit.codecs.length_prefixed: the same API, name for name.
 from typing import Iterable, List, Tuple, Union
 
 _Buffer = Union[bytes, bytearray, memoryview]

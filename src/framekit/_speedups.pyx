@@ -1,9 +1,9 @@
 # cython: language_level=3
-"""Cython twin of :mod:`framekit._codec_py`.
+"""Cython twin of :mod:`framekit.codecs.length_prefixed`.
 
 Design notes
 ------------
-``_codec_py`` is the specification; this module is the same algorithm in C
+``framekit.codecs.length_prefixed`` is the specification; this module is the same algorithm in C
 types, name for name: ``LengthPrefixed``/``LengthPrefixedDecoder``, the same
 methods, the same private helpers (``_decode``, ``_reserve``, ``_append``,
 ``_consume_buffer``, ``_finish``), the same state fields.  Read the reference
@@ -19,7 +19,7 @@ for *what* happens; the notes here are only about *how* it is made fast.
   (``feed`` decodes straight out of them when nothing is buffered) or the
   decoder's own ``bytearray``.  Each frame is made with one
   ``PyBytes_FromStringAndSize`` (one copy) and appended to the result list.
-* Errors are built by the shared factories in :mod:`framekit._common`, on the
+* Errors are built by the shared factories in :mod:`framekit.codecs._limits`, on the
   failing path only, so both backends say exactly the same thing.
 * A large frame is assembled in its final ``bytes`` object: it is allocated
   with ``PyBytes_FromStringAndSize(NULL, n)`` and written to before anyone
@@ -46,13 +46,13 @@ from libc.string cimport memcpy, memmove
 
 import operator
 
-from . import _common
-from ._common import DEFAULT_MAX_FRAME_SIZE
+from .codecs import _limits
+from .codecs._limits import DEFAULT_MAX_FRAME_SIZE
 
 __all__ = ["LengthPrefixed", "LengthPrefixedDecoder"]
 
-cdef Py_ssize_t _READ_SIZE = _common.DEFAULT_READ_SIZE
-cdef int64_t _VARINT_MAX = _common.VARINT_MAX_VALUE
+cdef Py_ssize_t _READ_SIZE = _limits.DEFAULT_READ_SIZE
+cdef int64_t _VARINT_MAX = _limits.VARINT_MAX_VALUE
 # Sizes within +-2**62 leave room for any adjustment (an int32) in an int64.
 cdef long long _SMALL = 1LL << 62
 _INT64_MIN = -(1 << 63)
@@ -131,7 +131,7 @@ cdef class _WritableSpan:
 cdef class LengthPrefixed:
     """Length-prefixed framing with Netty's semantics.
 
-    The Cython twin of :class:`framekit._codec_py.LengthPrefixed`; see it for
+    The Cython twin of :class:`framekit.codecs.length_prefixed.LengthPrefixed`; see it for
     the arguments and the semantics.
     """
 
@@ -147,7 +147,7 @@ cdef class LengthPrefixed:
         fail_fast=True,
         varint_max_bytes=10,
     ):
-        cfg = _common.check_length_prefixed(
+        cfg = _limits.check_length_prefixed(
             length_size,
             byteorder,
             length_offset,
@@ -171,7 +171,7 @@ cdef class LengthPrefixed:
 
     @property
     def length_size(self):
-        return self._size or _common.VARINT
+        return self._size or _limits.VARINT
 
     @property
     def byteorder(self):
@@ -216,16 +216,16 @@ cdef class LengthPrefixed:
         cdef uint64_t v
         if self._size == 0:
             if value < 0:
-                raise _common.encode_range_error(value, 0, self._vmax)
+                raise _limits.encode_range_error(value, 0, self._vmax)
             v = <uint64_t>value
             while v >= 0x80:
                 v >>= 7
                 n += 1
             if n > self._vmax:
-                raise _common.encode_range_error(value, 0, self._vmax)
+                raise _limits.encode_range_error(value, 0, self._vmax)
             return n
         if value < 0 or (self._size < 8 and (<uint64_t>value >> (8 * self._size)) != 0):
-            raise _common.encode_range_error(value, self._size, self._vmax)
+            raise _limits.encode_range_error(value, self._size, self._vmax)
         return self._size
 
     cdef Py_ssize_t _write_field(self, unsigned char* out, int64_t value) except -1:
@@ -258,7 +258,7 @@ cdef class LengthPrefixed:
         cdef unsigned char* p
         plen = _nbytes(prefix)
         if plen != self._offset:
-            raise _common.prefix_error(plen, self._offset)
+            raise _limits.prefix_error(plen, self._offset)
         field_size = self._field_size(value)
         out = PyBytes_FromStringAndSize(NULL, plen + field_size + extra)
         p = <unsigned char*>PyBytes_AS_STRING(out)
@@ -278,7 +278,7 @@ cdef class LengthPrefixed:
         # Huge (or odd) sizes: Python arithmetic, as the reference does.
         value = operator.index(payload_size) - self._adj
         if not _INT64_MIN <= value <= _INT64_MAX:
-            raise _common.encode_range_error(value, self._size, self._vmax)
+            raise _limits.encode_range_error(value, self._size, self._vmax)
         return self._header(value, prefix, 0)
 
     def encode(self, payload, *, prefix=b""):
@@ -298,7 +298,7 @@ cdef class LengthPrefixed:
         cdef int64_t value
         plen = _nbytes(prefix)
         if plen != self._offset:
-            raise _common.prefix_error(plen, self._offset)
+            raise _limits.prefix_error(plen, self._offset)
         for payload in items:
             n = _nbytes(payload)
             total += plen + self._field_size(<int64_t>n - self._adj) + n
@@ -350,9 +350,9 @@ cdef class LengthPrefixedDecoder:
         self._last = 0
         self._rest_min = 1
         self._header_max = codec._offset + (codec._size or codec._vmax)
-        self._direct_min = _common.DIRECT_MIN
-        self._direct_ratio = _common.DIRECT_RATIO
-        self._room_cap = _common.ROOM_CAP
+        self._direct_min = _limits.DIRECT_MIN
+        self._direct_ratio = _limits.DIRECT_RATIO
+        self._room_cap = _limits.ROOM_CAP
         self._span = None
         self._views = []
 
@@ -388,7 +388,7 @@ cdef class LengthPrefixedDecoder:
                     ppos[0] = pos
                     return None
                 if self._too_long:
-                    err = _common.too_large_error(self._too_long, maximum, frames)
+                    err = _limits.too_large_error(self._too_long, maximum, frames)
                     self._too_long = 0
                     ppos[0] = pos
                     return err
@@ -400,7 +400,7 @@ cdef class LengthPrefixedDecoder:
                 field = _read_field(src + pos + offset, size, self._big)
                 if size == 8 and (field >> 63):
                     ppos[0] = pos
-                    return self._break(_common.negative_length_error(<int64_t>field, frames))
+                    return self._break(_limits.negative_length_error(<int64_t>field, frames))
             else:
                 i = pos + offset
                 n = 0
@@ -409,7 +409,7 @@ cdef class LengthPrefixedDecoder:
                 while True:
                     if n == self._vmax:
                         ppos[0] = pos
-                        return self._break(_common.varint_error(self._vmax, frames))
+                        return self._break(_limits.varint_error(self._vmax, frames))
                     if i + n >= end:
                         ppos[0] = pos
                         return None
@@ -423,21 +423,21 @@ cdef class LengthPrefixedDecoder:
                         break
                 if overflow or field > <uint64_t>_VARINT_MAX:
                     ppos[0] = pos
-                    return self._break(_common.varint_overflow_error(frames))
+                    return self._break(_limits.varint_overflow_error(frames))
                 header_end = offset + n
             # field < 2**63 from here on.
             if <int64_t>field < -adj:
                 ppos[0] = pos
-                return self._break(_common.too_short_error(
+                return self._break(_limits.too_short_error(
                     <object>field + adj + header_end, header_end, frames))
             # Modular arithmetic gives the true length: it lies in [header_end, 2**64).
             flen = field + <uint64_t>(adj + header_end)
             cut = header_end if self._strip < 0 else self._strip
             if <int64_t>field > maximum - adj - header_end or <uint64_t>cut > flen:
                 if <int64_t>field > maximum - adj - header_end:
-                    err = _common.too_large_error(flen, maximum, frames)
+                    err = _limits.too_large_error(flen, maximum, frames)
                 else:
-                    err = _common.strip_error(flen, cut, frames)
+                    err = _limits.strip_error(flen, cut, frames)
                 if <uint64_t>avail >= flen:
                     ppos[0] = pos + <Py_ssize_t>flen
                     return err
@@ -607,7 +607,7 @@ cdef class LengthPrefixedDecoder:
         """Add received bytes; return every frame they complete, in order."""
         cdef Py_buffer view
         if self._broken is not None:
-            raise _common.broken_error(self._broken)
+            raise _limits.broken_error(self._broken)
         if type(data) is bytes:
             return self._feed(<const unsigned char*>PyBytes_AS_STRING(data),
                               PyBytes_GET_SIZE(data))
@@ -621,7 +621,7 @@ cdef class LengthPrefixedDecoder:
         """Return writable space to receive into (``recv_into``)."""
         cdef Py_ssize_t room, pending
         if self._broken is not None:
-            raise _common.broken_error(self._broken)
+            raise _limits.broken_error(self._broken)
         if self._frame is not None:
             if self._span is None:
                 self._span = _WritableSpan(self._frame)
@@ -645,7 +645,7 @@ cdef class LengthPrefixedDecoder:
         """Account for ``nbytes`` written into the last :meth:`get_buffer` view."""
         cdef list frames
         if self._broken is not None:
-            raise _common.broken_error(self._broken)
+            raise _limits.broken_error(self._broken)
         if not 0 <= nbytes <= self._offered:
             raise ValueError(
                 f"buffer_updated({nbytes}): only {self._offered} bytes were offered by get_buffer()"
@@ -672,7 +672,7 @@ cdef class LengthPrefixedDecoder:
         if self._too_long:
             too_long = self._too_long
             self._too_long = self._discard = 0
-            raise _common.too_large_error(too_long, self._max, [])
+            raise _limits.too_large_error(too_long, self._max, [])
         pending = self.pending
         if pending:
-            raise _common.incomplete_error(pending, self._need)
+            raise _limits.incomplete_error(pending, self._need)

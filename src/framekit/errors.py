@@ -2,7 +2,7 @@
 
 Design notes
 ------------
-Both codec backends (the pure-Python reference in ``_codec_py`` and the Cython
+Both codec backends (the pure-Python reference in ``framekit.codecs.length_prefixed`` and the Cython
 twin in ``_speedups``) import and raise these very classes, so ``except
 framekit.FrameTooLarge`` works whichever backend is loaded.  Nothing here may
 depend on a backend.

@@ -9,7 +9,7 @@ from typing import Any, List, Optional, Tuple
 
 import framekit
 from framekit.addresses import parse_address
-from framekit.interface import Buffer, CodecBase, Decoder, DecoderBase
+from framekit.codecs.interface import Buffer, CodecBase, Decoder, DecoderBase
 
 #: Bound on any single wait inside a test.
 WAIT = 5.0
@@ -72,7 +72,7 @@ async def wait_until(predicate: Any, what: str, *, tries: int = 500) -> None:
 
 
 class Lines(CodecBase):
-    """Newline-terminated frames: a codec written only against framekit.interface."""
+    """Newline-terminated frames: a codec written only against framekit.codecs.interface."""
 
     def decoder(self) -> Decoder:
         return LinesDecoder()

@@ -12,7 +12,7 @@ import pytest
 import framekit
 import framekit.asyncio as fa
 from framekit.asyncio.connection import VECTORED_SEND_MIN
-from framekit.presets import PRESET_ARGS
+from framekit.codecs.presets import PRESET_ARGS
 from framekit.serializers import JSON
 
 from ..conftest import MQTT_PUBLISH
@@ -399,7 +399,7 @@ def test_serializer(run: Runner, LP: Callable[..., Any], family: Family) -> None
 
 
 def test_any_codec(run: Runner) -> None:
-    """A codec written only against framekit.interface (newline-terminated lines)."""
+    """A codec written only against framekit.codecs.interface (newline-terminated lines)."""
 
     async def main() -> None:
         server = await fa.serve("tcp://127.0.0.1:0", echo, Lines())

@@ -14,7 +14,7 @@ import pytest
 import framekit
 import framekit.asyncio as fa
 from framekit.addresses import parse_address
-from framekit.presets import PRESET_ARGS
+from framekit.codecs.presets import PRESET_ARGS
 from framekit.serializers import JSON
 
 from ..conftest import MQTT_PUBLISH, ipv6_available

@@ -9,7 +9,7 @@ import threading
 from typing import Any, Callable, Iterator, List, Tuple
 
 import framekit
-from framekit.interface import CodecBase, DecoderBase
+from framekit.codecs.interface import CodecBase, DecoderBase
 
 #: Every blocking call in these tests gives up after this long.
 TIMEOUT = 5.0

@@ -14,7 +14,7 @@ import framekit
 from framekit import serializers
 from framekit._sockets import peer_name
 from framekit.addresses import parse_address
-from framekit.presets import PRESET_ARGS
+from framekit.codecs.presets import PRESET_ARGS
 from framekit.sync.datagram import MAX_UDP_DATAGRAM, MAX_UNIX_DATAGRAM, DatagramSocket
 
 from ..conftest import MQTT_PUBLISH, needs_ipv6

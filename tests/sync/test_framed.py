@@ -10,8 +10,8 @@ import pytest
 
 import framekit
 from framekit import serializers
-from framekit.presets import PRESET_ARGS
-from framekit.sync.framed import VECTORED_MIN_SIZE, FramedSocket
+from framekit.codecs.presets import PRESET_ARGS
+from framekit.sync.connection import VECTORED_MIN_SIZE, FramedSocket
 
 from ..conftest import MQTT_PUBLISH, PG_QUERY
 from .helpers import LineCodec, connect_to, join, running, start_thread, tcp_pair, unix_pair

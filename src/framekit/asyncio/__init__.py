@@ -24,7 +24,7 @@ decoder's ``get_buffer()`` (:mod:`.protocol`).  Decoded frames wait in a deque
 when the transport paused writing (:mod:`.flow`).  The same address URLs,
 exceptions and Unix socket file rules as the blocking API
 (``framekit.connect``/``framekit.serve``) apply; any
-:class:`framekit.interface.Codec` plugs in, and ``serializer=`` turns frames
+:class:`framekit.codecs.interface.Codec` plugs in, and ``serializer=`` turns frames
 into objects.  Works on asyncio's loop and on uvloop.
 
 Modules: :mod:`.connection` (``connect``, ``Connection``), :mod:`.server`

@@ -45,13 +45,12 @@ import ssl as _ssl
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Optional, Union
 
 from .. import serializers
-from .._options import check_serializer, make_codec
-from .._sockets import tls_context
+from .._sockets import connect_unix, host_port, tls_context
 from ..addresses import AddressLike, parse_address
+from ..codecs.interface import Codec
+from ..core.options import check_serializer, make_codec
 from ..errors import ConnectionClosed
-from ..interface import Codec
 from ..serializers import Serializer
-from ._sockets import connect_unix, host_port
 from .inbox import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FRAMES, check_limits
 from .protocol import FramedProtocol
 
@@ -362,7 +361,7 @@ async def connect(
         )
 
     if addr.is_unix:
-        sock = await connect_unix(addr)
+        sock = await connect_unix(addr, loop)
         try:
             transport, protocol = await loop.create_unix_connection(
                 factory, sock=sock, ssl=context, server_hostname=server_hostname

@@ -29,7 +29,7 @@ Sending.  ``send_many`` packs consecutive frames into as few datagrams as
 ``FrameTooLarge`` at send time, before anything is sent: a datagram socket
 would otherwise fail with ``EMSGSIZE``, or the peer would see a truncated
 datagram.  These rules are the blocking ``DatagramSocket``'s, from the same
-code (:mod:`framekit._datagrams`).
+code (:mod:`framekit.core.datagram`).
 
 Backpressure.  A datagram socket has no flow control to push back with; when
 more frames or bytes wait unread than the bounds allow, new datagrams are
@@ -54,14 +54,20 @@ import logging
 from typing import Any, Iterable, Optional, Tuple
 
 from .. import serializers
-from .._datagrams import encode_datagram, pack_datagrams, sockaddr_of
-from .._options import check_serializer, make_codec
-from .._sockets import DEFAULT_UNIX_MODE, UnixFile, peer_name
+from .._sockets import (
+    DEFAULT_UNIX_MODE,
+    UnixFile,
+    bind_unix,
+    connect_unix,
+    host_port,
+    peer_name,
+)
 from ..addresses import Address, AddressLike, parse_address
+from ..codecs.interface import Codec
+from ..core.datagram import encode_datagram, pack_datagrams, sockaddr_of
+from ..core.options import check_serializer, make_codec
 from ..errors import ConnectionClosed, CorruptedFrame, FramingError, SerializationError
-from ..interface import Codec
 from ..serializers import Serializer
-from ._sockets import bind_unix, connect_unix, host_port
 from ._unixgram import create_socket_datagram_endpoint
 from .connection import CLOSE_TIMEOUT
 from .flow import WriteFlow
@@ -477,7 +483,7 @@ async def open_datagram(
             sock, unix_file = bind_unix(loc, unix_mode)
         else:
             assert rem is not None
-            sock = await connect_unix(rem)
+            sock = await connect_unix(rem, loop)
         try:
             if loc is not None and rem is not None:
                 sock.connect(rem.sockaddr)  # a datagram connect never blocks

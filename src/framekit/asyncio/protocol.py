@@ -40,8 +40,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable, List, Optional, cast
 
+from ..codecs.interface import Codec
 from ..errors import ConnectionClosed, CorruptedFrame, FramingError
-from ..interface import Codec
 from .flow import WriteFlow
 from .inbox import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FRAMES, Inbox, check_limits
 
@@ -55,7 +55,7 @@ class FramedProtocol(asyncio.BufferedProtocol):
     """Decodes a stream into frames; used by :class:`~framekit.asyncio.Connection`.
 
     Args:
-        codec: the framing (any :class:`framekit.interface.Codec`).
+        codec: the framing (any :class:`framekit.codecs.interface.Codec`).
         max_queued_frames: pause reading above this many unread frames.
         max_queued_bytes: pause reading above this many bytes of unread frames.
         on_connection_made: called with the protocol once the transport is

@@ -56,13 +56,19 @@ import socket
 import ssl as _ssl
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Union
 
-from .._options import check_serializer, make_codec
-from .._sockets import DEFAULT_UNIX_MODE, UnixFile, peer_name, tls_context
+from .._sockets import (
+    DEFAULT_UNIX_MODE,
+    UnixFile,
+    bind_unix,
+    host_port,
+    peer_name,
+    tls_context,
+)
 from ..addresses import Address, AddressLike, address_from_sockaddr, parse_address
+from ..codecs.interface import Codec
+from ..core.options import check_serializer, make_codec
 from ..errors import ConnectionClosed, FramingError
-from ..interface import Codec
 from ..serializers import Serializer
-from ._sockets import bind_unix, host_port
 from .connection import CLOSE_TIMEOUT, Connection
 from .datagram import DatagramEndpoint, open_datagram
 from .inbox import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FRAMES, check_limits

@@ -3,7 +3,7 @@
 Design notes
 ------------
 Everything here is plain blocking sockets and threads, the model the socket
-tutorials teach, with framing done by the codec (see :mod:`framekit.interface`):
+tutorials teach, with framing done by the codec (see :mod:`framekit.codecs.interface`):
 
 * :class:`FramedSocket` wraps a connected stream socket (TCP, TLS, Unix);
 * :class:`DatagramSocket` wraps a UDP or Unix datagram socket;
@@ -20,8 +20,8 @@ asyncio transports, in :mod:`framekit._sockets`.
 """
 
 from .connect import connect
+from .connection import FramedSocket
 from .datagram import DatagramSocket
-from .framed import FramedSocket
 from .handler import FrameHandler
 from .server import Server, serve
 

@@ -29,13 +29,12 @@ from __future__ import annotations
 import ssl as _ssl
 from typing import Optional, Union
 
-from .._sockets import tls_context
+from .._sockets import connect_socket, tls_context
 from ..addresses import AddressLike, parse_address
-from ..interface import Codec
+from ..codecs.interface import Codec
 from ..serializers import Serializer
-from ._sockets import connect_socket
+from .connection import FramedSocket
 from .datagram import DatagramSocket
-from .framed import FramedSocket
 
 __all__ = ["connect", "tls_context"]
 
@@ -56,7 +55,7 @@ def connect(
         address: ``tcp://host:port``, ``tls://host:port``, ``udp://host:port``,
             ``unix:///path``, ``unix:@name``, ``unixgram:///path`` or a
             ``(host, port)`` tuple (TCP).
-        codec: any :class:`framekit.interface.Codec`; ``None`` means
+        codec: any :class:`framekit.codecs.interface.Codec`; ``None`` means
             ``LengthPrefixed()``.
         timeout: seconds for the connect and every later socket call;
             ``None`` blocks.

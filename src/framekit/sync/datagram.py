@@ -23,7 +23,7 @@ bytes for UDP (the largest IPv4 UDP payload) and 64 KiB for Unix datagrams.
 raises ``FrameTooLarge`` before anything is sent.  ``send_many`` packs frames
 greedily into as few datagrams as the limit allows (each frame stays whole in
 one datagram), which a receiver reads back one frame per ``recv()``.  These
-sending rules are shared with the asyncio endpoints (:mod:`framekit._datagrams`).
+sending rules are shared with the asyncio endpoints (:mod:`framekit.core.datagram`).
 
 Frames decoded from one datagram are queued, with their sender, so a datagram
 packed by ``send_many`` feeds several ``recv()`` calls; ``buffered`` tells a
@@ -44,11 +44,11 @@ from collections import deque
 from itertools import repeat
 from typing import Any, Deque, Iterable, Iterator, List, Optional, Tuple
 
-from .._datagrams import encode_datagram, pack_datagrams, sockaddr_of
-from .._options import check_serializer, make_codec
 from .._util import Closing
+from ..codecs.interface import Codec
+from ..core.datagram import encode_datagram, pack_datagrams, sockaddr_of
+from ..core.options import check_serializer, make_codec
 from ..errors import CorruptedFrame, FramingError
-from ..interface import Codec
 from ..serializers import Serializer, loads
 
 __all__ = ["MAX_UDP_DATAGRAM", "MAX_UNIX_DATAGRAM", "DatagramSocket"]
@@ -66,7 +66,7 @@ class DatagramSocket(Closing):
         sock: a ``SOCK_DGRAM`` socket, connected (for :meth:`send` and
             :meth:`recv` from one peer) or bound (for :meth:`recvfrom` and
             :meth:`sendto`).  The DatagramSocket owns it from now on.
-        codec: any :class:`framekit.interface.Codec`; ``None`` means
+        codec: any :class:`framekit.codecs.interface.Codec`; ``None`` means
             ``LengthPrefixed()``.
         serializer: an object with ``dumps``/``loads``; with it frames are objects.
         max_datagram_size: the largest datagram sent or accepted; default

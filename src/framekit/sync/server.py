@@ -64,16 +64,22 @@ import time
 from types import TracebackType
 from typing import Any, Optional, Set, Type
 
-from .._options import check_serializer, make_codec
-from .._sockets import DEFAULT_UNIX_MODE, peer_name, tls_context
+from .._sockets import (
+    DEFAULT_UNIX_MODE,
+    bind_socket,
+    bound_address,
+    peer_name,
+    set_nodelay,
+    tls_context,
+)
 from ..addresses import AddressLike, parse_address
+from ..codecs.interface import Codec
+from ..core.options import check_serializer, make_codec
 from ..errors import ConnectionClosed, FramingError
-from ..interface import Codec
 from ..serializers import Serializer
-from ._sockets import bind_socket, bound_address, set_nodelay
+from .connection import FramedSocket
 from .datagram import DatagramSocket
 from .datagram_server import DatagramService
-from .framed import FramedSocket
 from .handler import Handler, run_stream_handler
 
 __all__ = ["Server", "serve"]
@@ -501,7 +507,7 @@ def serve(
             datagram servers a callable ``handler(frame, address)`` returning
             a reply or ``None``, or a FrameHandler subclass (its
             ``handle_frame(frame, address)``).  See :mod:`framekit.sync.handler`.
-        codec: any :class:`framekit.interface.Codec`; ``None`` means ``LengthPrefixed()``.
+        codec: any :class:`framekit.codecs.interface.Codec`; ``None`` means ``LengthPrefixed()``.
         ssl: the server's ``ssl.SSLContext``; required for ``tls://``, and
             turns TLS on for ``tcp://`` and ``unix://``.
         max_connections: connections served at once; more are accepted and

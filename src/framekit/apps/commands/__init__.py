@@ -1,0 +1,1 @@
+"""The subcommands of the ``framekit`` command, one module each (see :mod:`framekit.apps.cli`)."""

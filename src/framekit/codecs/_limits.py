@@ -1,0 +1,205 @@
+"""Constants, argument checking and error messages shared by both codec backends.
+
+Design notes
+------------
+The pure-Python codec (``framekit.codecs.length_prefixed``) and its Cython twin (``_speedups``) must
+accept the same arguments, reject the same ones, and say the same thing when a
+stream goes wrong.  Copying those rules into each backend is how twins drift, so
+they live here once: both backends call :func:`check_length_prefixed` from their
+constructors, and build their exceptions with the ``*_error`` functions below
+(the Cython module only does so on its slow, failing paths).
+"""
+
+from __future__ import annotations
+
+from typing import List, NamedTuple, Union
+
+from ..errors import CorruptedFrame, FrameTooLarge, IncompleteFrame
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "DEFAULT_READ_SIZE",
+    "LENGTH_SIZES",
+    "VARINT",
+    "LengthPrefixedConfig",
+    "check_length_prefixed",
+]
+
+#: Default ``max_frame_size``: 16 MiB, the whole adjusted frame, header included.
+DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
+#: How much free space ``get_buffer()`` offers when no larger need is known.
+DEFAULT_READ_SIZE = 64 * 1024
+#: Frames whose payload is at least this large are assembled in place: the
+#: decoder allocates the whole frame once its header is read and receives the
+#: rest of it straight into the frame (one copy per byte instead of two).
+DIRECT_MIN = 32 * 1024
+#: ...but only once at least 1/DIRECT_RATIO of the frame has arrived, so that a
+#: peer never makes us allocate more than DIRECT_RATIO times what it has sent
+#: (until then the frame grows in the buffer, no faster than it arrives).
+DIRECT_RATIO = 8
+#: Between frames, ``get_buffer`` offers room for one as large as the last one,
+#: up to this size.
+ROOM_CAP = 1024 * 1024
+#: Fixed widths of the length field, in bytes.
+LENGTH_SIZES = (1, 2, 3, 4, 8)
+#: The ``length_size`` value that selects an unsigned LEB128 varint field.
+VARINT = "varint"
+#: Largest value a varint length may hold; above it the field is corrupt (as a
+#: negative 8-byte field is), so both backends can keep lengths in a C int64.
+VARINT_MAX_VALUE = (1 << 63) - 1
+#: Netty's lengthAdjustment and lengthFieldOffset are Java ints.
+_INT32_MIN = -(1 << 31)
+_INT32_MAX = (1 << 31) - 1
+#: ``max_frame_size`` must fit a C ``Py_ssize_t`` (and is a count of bytes).
+_MAX_MAX_FRAME_SIZE = 1 << 62
+
+
+class LengthPrefixedConfig(NamedTuple):
+    """Normalised :class:`LengthPrefixed` settings.
+
+    ``length_size`` is 0 for a varint field.  ``strip`` is -1 when the caller
+    passed ``None`` (strip the whole header, whatever its size).
+    """
+
+    length_size: int
+    byteorder: str
+    length_offset: int
+    length_adjustment: int
+    strip: int
+    max_frame_size: int
+    fail_fast: bool
+    varint_max_bytes: int
+
+
+def _int_arg(name: str, value: object, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def check_length_prefixed(
+    length_size: Union[int, str],
+    byteorder: str,
+    length_offset: int,
+    length_adjustment: int,
+    strip: int | None,
+    max_frame_size: int,
+    fail_fast: bool,
+    varint_max_bytes: int,
+) -> LengthPrefixedConfig:
+    """Validate :class:`LengthPrefixed` arguments; raise ``ValueError``/``TypeError``."""
+    if length_size == VARINT:
+        size = 0
+    elif isinstance(length_size, int) and not isinstance(length_size, bool):
+        if length_size not in LENGTH_SIZES:
+            raise ValueError(
+                f"length_size must be one of 1, 2, 3, 4, 8 or 'varint', got {length_size!r}"
+            )
+        size = length_size
+    else:
+        raise ValueError(
+            f"length_size must be one of 1, 2, 3, 4, 8 or 'varint', got {length_size!r}"
+        )
+    if byteorder not in ("big", "little"):
+        raise ValueError(f"byteorder must be 'big' or 'little', got {byteorder!r}")
+    offset = _int_arg("length_offset", length_offset, 0, _INT32_MAX)
+    adjustment = _int_arg("length_adjustment", length_adjustment, _INT32_MIN, _INT32_MAX)
+    vmax = _int_arg("varint_max_bytes", varint_max_bytes, 1, 10)
+    header_min = offset + (size or 1)
+    maximum = _int_arg("max_frame_size", max_frame_size, 1, _MAX_MAX_FRAME_SIZE)
+    if maximum < header_min:
+        raise ValueError(
+            f"max_frame_size ({maximum}) is smaller than the header "
+            f"(length_offset + length field = {header_min} bytes)"
+        )
+    if strip is None:
+        strip_value = -1
+    else:
+        strip_value = _int_arg("strip", strip, 0, _INT32_MAX)
+        if strip_value > maximum:
+            raise ValueError(f"strip ({strip_value}) is larger than max_frame_size ({maximum})")
+    if not isinstance(fail_fast, bool):
+        raise TypeError(f"fail_fast must be a bool, not {type(fail_fast).__name__}")
+    return LengthPrefixedConfig(
+        size, byteorder, offset, adjustment, strip_value, maximum, fail_fast, vmax
+    )
+
+
+# --- error factories: the one place the messages are written -----------------
+
+
+def too_large_error(frame_length: int, max_frame_size: int, frames: List[bytes]) -> FrameTooLarge:
+    return FrameTooLarge(
+        f"frame of {frame_length} bytes exceeds max_frame_size {max_frame_size}; discarding it",
+        frame_length=frame_length,
+        max_frame_size=max_frame_size,
+        frames=frames,
+    )
+
+
+def negative_length_error(field: int, frames: List[bytes]) -> CorruptedFrame:
+    return CorruptedFrame(f"negative length field: {field}", frames=frames)
+
+
+def too_short_error(frame_length: int, header_end: int, frames: List[bytes]) -> CorruptedFrame:
+    return CorruptedFrame(
+        f"adjusted frame length ({frame_length}) is less than the header "
+        f"(length_offset + length field = {header_end} bytes)",
+        frames=frames,
+    )
+
+
+def strip_error(frame_length: int, strip: int, frames: List[bytes]) -> CorruptedFrame:
+    return CorruptedFrame(
+        f"adjusted frame length ({frame_length}) is less than strip ({strip}); frame discarded",
+        frames=frames,
+    )
+
+
+def varint_error(max_bytes: int, frames: List[bytes]) -> CorruptedFrame:
+    return CorruptedFrame(
+        f"varint length field longer than varint_max_bytes ({max_bytes} bytes)", frames=frames
+    )
+
+
+def varint_overflow_error(frames: List[bytes]) -> CorruptedFrame:
+    return CorruptedFrame(
+        f"varint length field exceeds {VARINT_MAX_VALUE} (2**63 - 1)", frames=frames
+    )
+
+
+def broken_error(reason: str) -> CorruptedFrame:
+    return CorruptedFrame(
+        f"decoder is unusable after a corrupted length field ({reason}); "
+        f"the stream cannot be resynchronised"
+    )
+
+
+def incomplete_error(pending: int, expected: int) -> IncompleteFrame:
+    """``expected`` is the full frame length if its header was read, else -1."""
+    if expected >= 0:
+        message = (
+            f"stream ended inside a {expected}-byte frame: {pending} bytes received, "
+            f"{expected - pending} bytes cut off"
+        )
+        return IncompleteFrame(message, pending=pending, expected=expected)
+    message = f"stream ended inside a frame header: {pending} bytes of an unfinished frame"
+    return IncompleteFrame(message, pending=pending, expected=None)
+
+
+def encode_range_error(value: int, length_size: int, varint_max_bytes: int) -> ValueError:
+    if value < 0:
+        return ValueError(
+            f"length field value {value} is negative (payload shorter than -length_adjustment)"
+        )
+    if length_size == 0:
+        width = f"varint length field of at most {varint_max_bytes} bytes"
+    else:
+        width = f"{length_size}-byte length field"
+    return ValueError(f"length field value {value} does not fit a {width}")
+
+
+def prefix_error(got: int, want: int) -> ValueError:
+    return ValueError(f"prefix must be exactly length_offset={want} bytes, got {got}")

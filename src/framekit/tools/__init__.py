@@ -1,1 +1,0 @@
-"""The subcommands of the ``framekit`` command, one module each (see :mod:`framekit.cli`)."""
