@@ -30,6 +30,79 @@ usable, and ``feed(b"")`` decodes what is already buffered.
 A datagram transport makes one decoder per datagram: ``feed(datagram)`` then
 ``eof()``, so a datagram carries whole frames and a cut-off one is an error.
 
+Optional capabilities
+---------------------
+Two capabilities go beyond frames in, frames out.  A decoder has them when it
+has the methods below (the connection core looks for them with ``getattr``);
+a codec without them works everywhere, and only the feature that needs them
+fails, with a clear ``TypeError`` that names the codec.
+
+**Switching** (``conn.switch_codec(codec)``): a decoder that has ``detach``
+also accepts ``max_frames`` in ``feed`` and ``buffer_updated``::
+
+    decoder.feed(data, max_frames=-1) -> list[bytes]
+    decoder.buffer_updated(nbytes, max_frames=-1) -> list[bytes]
+    decoder.detach(unused=0) -> bytes
+
+* ``max_frames >= 0`` decodes at most that many frames; every byte after the
+  last frame decoded stays held, undecoded, for a later call (``feed(b"")``
+  decodes it).  An error the bytes after that frame would raise is not raised:
+  it is not reached.  ``max_frames=0`` only takes the bytes.  ``-1``: no limit.
+* ``detach(unused)`` stops the decoder for good and hands back the rest of
+  the stream as it was received: the wire bytes of the last ``unused`` frames
+  that the most recent decode call returned (its return value, or the
+  ``.frames`` of the error it raised), followed by every byte received after
+  them.  Whatever the decoder made of those bytes (frames, an error, a skip or
+  a corruption it found) is forgotten.  It raises ``ValueError`` when
+  ``unused`` is negative or larger than that call's frames, or when the
+  decoder cannot go back to that point: ``unused=0`` while it is skipping the
+  rest of an oversized frame, or broken, since before its most recent call.
+  Afterwards every call but ``pending`` raises ``ValueError``.
+
+The connection core decodes a batch only when the previous one was used up
+(``max_frames=0`` takes the bytes of a read that arrives before that), so the
+frames not yet handed to the caller all come from the decoder's most recent
+call, and ``detach(len(those frames))`` gives the new codec exactly the
+stream after the last frame the caller got.
+
+**Streaming** (``conn.recv_stream()``: a frame too large to hold, read in
+pieces)::
+
+    decoder.stream_limit                     settable; 0 (the default): off
+    decoder.stream_begin() -> int
+    decoder.stream_read(max_bytes) -> bytes
+    decoder.stream_advance(nbytes) -> None
+    decoder.stream_discard() -> None
+    decoder.stream_remaining -> int
+
+* ``stream_limit > max_frame_size``: a frame whose length is above
+  ``max_frame_size`` but not above ``stream_limit`` is no error; it is
+  *held*: decoding stops at its header (the frames before it are returned, no
+  bytes of it are consumed) until ``stream_begin()`` takes it.  Lengths here
+  are the codec's own (for ``LengthPrefixed``, the adjusted frame length,
+  header included, as for ``max_frame_size``).
+* ``stream_begin()`` starts streaming the next frame: a held one, one whose
+  assembly has begun (what arrived of its payload is streamed first), or one
+  whose header is complete in the buffer.  It consumes the header and returns
+  the payload's length (what ``recv()`` would have returned, as a count), or
+  ``-1`` while the next header is incomplete.  A frame above
+  ``max(stream_limit, max_frame_size)`` raises ``FrameTooLarge`` and is
+  skipped, before a byte of its payload is read; corrupt headers raise as in
+  ``feed``.  Any frame can be streamed, a small complete one too.  It
+  raises ``ValueError`` while a stream is already open.
+* While streaming, bytes that ``feed``/``buffer_updated`` take are payload
+  first (those calls return no frames until the payload is complete);
+  ``stream_read(n)`` returns and consumes up to ``n`` buffered payload bytes
+  (``b""`` when none is buffered); ``stream_advance(n)`` says the caller
+  took ``n`` payload bytes straight from the source, past the decoder;
+  ``get_buffer()`` offers room for no more than the rest of the payload;
+  ``stream_remaining`` counts the payload bytes not yet read (0: not
+  streaming); ``stream_discard()`` drops the rest of the payload (buffered
+  and still to come, as an oversized frame's bytes are).  When the payload is
+  done the decoder goes back to frames; bytes it holds after the payload are
+  decoded by the next call (``feed(b"")``).
+* ``eof()`` while streaming raises ``IncompleteFrame`` as for a cut frame.
+
 A user's codec need only write ``decoder()``/``encode()`` and a decoder's
 ``feed()``/``eof()``/``pending``: :class:`CodecBase` and :class:`DecoderBase`
 derive the rest.  ``DecoderBase`` deliberately declares no ``pending``, so a
