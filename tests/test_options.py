@@ -1,17 +1,24 @@
-"""codec= and serializer= are checked the same way by every transport, when it is made."""
+"""One table of bad arguments, run through every public constructor and function of
+every transport: the same argument gets the same exception type and message everywhere.
+
+Each entry point takes the arguments its signature has; an argument is tried on
+every entry point that takes it.  The arguments are checked when the transport is
+made, before any socket is opened (the connect targets are never contacted).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import re
+import inspect
+import math
 import socket
+from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 
 import framekit
-import framekit.asyncio
-
-CODEC = re.escape("framekit.codecs.interface.Codec")
+import framekit.asyncio as fa
+from framekit.core import options
 
 
 class NotACodec:
@@ -24,29 +31,174 @@ class NotASerializer:
         return b""
 
 
-def test_blocking_transports_check_codec_and_serializer() -> None:
+#: (argument, bad value, exception type, the exact message)
+BAD: List[Tuple[str, Any, type, str]] = [
+    (
+        "codec",
+        NotACodec(),
+        TypeError,
+        "codec must implement framekit.Codec (decoder, encode, encode_many, encode_parts), "
+        "not NotACodec",
+    ),
+    (
+        "serializer",
+        NotASerializer(),
+        TypeError,
+        "serializer must have dumps(obj) -> bytes and loads(bytes) -> obj, not NotASerializer",
+    ),
+    ("max_connections", 0, ValueError, "max_connections must be at least 1, got 0"),
+    ("max_connections", "10", TypeError, "max_connections must be an int, not str"),
+    ("max_connections", True, TypeError, "max_connections must be an int, not bool"),
+    ("max_datagram_size", 0, ValueError, "max_datagram_size must be at least 1, got 0"),
+    ("max_datagram_size", 1.5, TypeError, "max_datagram_size must be an int, not float"),
+    ("max_queued_frames", 0, ValueError, "max_queued_frames must be at least 1, got 0"),
+    ("max_queued_bytes", "x", TypeError, "max_queued_bytes must be an int, not str"),
+    (
+        "idle_timeout",
+        0,
+        ValueError,
+        "idle_timeout must be a positive number of seconds or None, got 0",
+    ),
+    (
+        "idle_timeout",
+        "1",
+        TypeError,
+        "idle_timeout must be a number of seconds or None, not str",
+    ),
+    (
+        "frame_timeout",
+        math.inf,
+        ValueError,
+        "frame_timeout must be a positive number of seconds or None, got inf",
+    ),
+    (
+        "frame_timeout",
+        -1.0,
+        ValueError,
+        "frame_timeout must be a positive number of seconds or None, got -1.0",
+    ),
+    (
+        "handshake_timeout",
+        math.nan,
+        ValueError,
+        "handshake_timeout must be a positive number of seconds or None, got nan",
+    ),
+]
+
+
+def _socketpair_stream() -> socket.socket:
     a, b = socket.socketpair()
-    with a, b:
-        with pytest.raises(TypeError, match=CODEC):
-            framekit.FramedSocket(a, NotACodec())  # type: ignore[arg-type]
-        with pytest.raises(TypeError, match="dumps"):
-            framekit.FramedSocket(a, serializer=NotASerializer())  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=CODEC):
-        framekit.serve("tcp://127.0.0.1:0", lambda conn: None, NotACodec())  # type: ignore[arg-type]
-    with (
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s,
-        pytest.raises(TypeError, match=CODEC),
-    ):
-        framekit.DatagramSocket(s, NotACodec())  # type: ignore[arg-type]
+    b.close()
+    return a
 
 
-def test_asyncio_transports_check_codec() -> None:
-    async def main() -> None:
-        with pytest.raises(TypeError, match=CODEC):
-            await framekit.asyncio.serve(
-                "tcp://127.0.0.1:0",
-                lambda conn: None,  # type: ignore[arg-type, return-value]
-                NotACodec(),  # type: ignore[arg-type]
-            )
+def _dgram() -> socket.socket:
+    return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
-    asyncio.run(main())
+
+async def _echo(conn: Any) -> None:  # pragma: no cover - never runs
+    pass
+
+
+def _echo_sync(conn: Any) -> None:  # pragma: no cover - never runs
+    pass
+
+
+#: name -> (callable, positional arguments factory, is it a coroutine function)
+ENTRY_POINTS: Dict[str, Tuple[Callable[..., Any], Callable[[], List[Any]]]] = {
+    "framekit.connect": (framekit.connect, lambda: ["tcp://127.0.0.1:1"]),
+    "framekit.serve": (framekit.serve, lambda: ["tcp://127.0.0.1:0", _echo_sync]),
+    "framekit.Server": (framekit.Server, lambda: ["tcp://127.0.0.1:0", _echo_sync]),
+    "framekit.FramedSocket": (framekit.FramedSocket, lambda: [_socketpair_stream()]),
+    "framekit.DatagramSocket": (framekit.DatagramSocket, lambda: [_dgram()]),
+    "framekit.asyncio.connect": (fa.connect, lambda: ["tcp://127.0.0.1:1"]),
+    "framekit.asyncio.serve": (fa.serve, lambda: ["tcp://127.0.0.1:0", _echo]),
+    "framekit.asyncio.open_datagram": (fa.open_datagram, lambda: ["udp://127.0.0.1:0"]),
+    "framekit.asyncio.FramedProtocol": (fa.FramedProtocol, lambda: []),
+}
+
+
+def _cases() -> List[Any]:
+    cases = []
+    for name, (func, _) in ENTRY_POINTS.items():
+        params = inspect.signature(func).parameters
+        for arg, value, exc_type, message in BAD:
+            if arg in params:
+                cases.append(
+                    pytest.param(name, arg, value, exc_type, message, id=f"{name}-{arg}={value!r}")
+                )
+    return cases
+
+
+def _call(name: str, arg: str, value: Any) -> None:
+    func, positional = ENTRY_POINTS[name]
+    args = positional()
+    kwargs = {arg: value}
+    if name == "framekit.asyncio.FramedProtocol" and arg != "codec":
+        kwargs["codec"] = framekit.LengthPrefixed()
+    try:
+        if inspect.iscoroutinefunction(func) or name == "framekit.asyncio.FramedProtocol":
+
+            async def main() -> None:
+                result = func(*args, **kwargs)
+                if inspect.isawaitable(result):
+                    await result
+
+            asyncio.run(main())
+        else:
+            result = func(*args, **kwargs)
+            close = getattr(result, "close", None) or getattr(result, "shutdown", None)
+            if close is not None:  # pragma: no cover - only if the check failed to raise
+                close()
+    finally:
+        for a in args:
+            if isinstance(a, socket.socket):
+                a.close()
+
+
+@pytest.mark.parametrize(("name", "arg", "value", "exc_type", "message"), _cases())
+def test_every_entry_point_refuses_the_same_way(
+    name: str, arg: str, value: Any, exc_type: type, message: str
+) -> None:
+    with pytest.raises(exc_type) as info:
+        _call(name, arg, value)
+    assert type(info.value) is exc_type
+    assert str(info.value) == message
+
+
+def test_every_argument_is_tried_on_both_transports() -> None:
+    """The table is not vacuous: each argument that both transports take is tried on both."""
+    tried: Dict[str, set] = {}
+    for name, (func, _) in ENTRY_POINTS.items():
+        params = inspect.signature(func).parameters
+        for arg, *_rest in BAD:
+            if arg in params:
+                tried.setdefault(arg, set()).add(name.split(".")[1])
+    for arg in ("codec", "serializer", "max_connections", "max_datagram_size", "idle_timeout"):
+        assert {"asyncio", "connect", "serve"} & tried[arg], arg
+        assert "asyncio" in tried[arg], arg
+        assert tried[arg] - {"asyncio"}, arg
+
+
+SERVERS = ("framekit.serve", "framekit.Server", "framekit.asyncio.serve")
+
+
+@pytest.mark.parametrize("role", ["servers", "clients"])
+def test_transports_share_their_defaults(role: str) -> None:
+    """The same parameter has the same default in every server entry point, and in
+    every client one, blocking or asyncio (clients have no frame_timeout by default)."""
+    defaults: Dict[str, set] = {}
+    for name, (func, _) in ENTRY_POINTS.items():
+        if (name in SERVERS) != (role == "servers"):
+            continue
+        for param in inspect.signature(func).parameters.values():
+            if param.default is not inspect.Parameter.empty:
+                defaults.setdefault(param.name, set()).add(repr(param.default))
+    for name, values in defaults.items():
+        assert len(values) == 1, (name, values)
+    if role == "servers":
+        assert defaults["backlog"] == {repr(options.DEFAULT_BACKLOG)}
+        assert defaults["handshake_timeout"] == {repr(options.HANDSHAKE_TIMEOUT)}
+        assert defaults["frame_timeout"] == {repr(options.FRAME_TIMEOUT)}
+    else:
+        assert defaults["frame_timeout"] == {"None"}

@@ -76,6 +76,7 @@ __all__ = [
     "bind_socket",
     "bind_unix",
     "bound_address",
+    "connect_error",
     "connect_socket",
     "connect_unix",
     "host_port",
@@ -276,15 +277,64 @@ def _try_each(
     raise _named_error(first_error, action, address)
 
 
+#: The likely cause of a failed connect, by errno: said after the reason.
+_CONNECT_CAUSES = {
+    errno.ECONNREFUSED: "nothing is listening at that address",
+    errno.ENOENT: "no such socket file: is the server running?",
+    errno.ECONNRESET: (
+        "the server closed the connection at once: it may expect TLS (tls://), "
+        "or be at its max_connections"
+    ),
+    errno.EHOSTUNREACH: "no route to that host",
+    errno.ENETUNREACH: "no route to that network",
+    errno.EACCES: "permission denied on the socket file",
+}
+
+
 def _named_error(exc: OSError, action: str, address: Address) -> OSError:
-    """Return ``exc`` re-made with a message that names the address."""
-    if isinstance(exc, socket.timeout):
-        return TimeoutError(f"cannot {action} {address.url()}: timed out")
-    in_use = exc.errno == errno.EADDRINUSE
-    reason = "address in use" if in_use else exc.strerror or str(exc)
-    made = type(exc)(exc.errno, f"cannot {action} {address.url()}: {reason}")
+    """Return ``exc`` re-made with a message that names the address, what failed,
+    and (for a connect) the likely cause."""
+    if isinstance(exc, socket.timeout) or (exc.errno == errno.ETIMEDOUT):
+        made: OSError = TimeoutError(f"cannot {action} {address.url()}: timed out")
+        made.__cause__ = exc
+        return made
+    if isinstance(exc, _ssl.SSLError):
+        return _tls_error(exc, action, address)
+    if exc.errno == errno.EADDRINUSE:
+        reason = "address in use"
+    elif exc.errno and action == "connect to":
+        reason = os.strerror(exc.errno)  # asyncio's own says "Connect call failed (...)"
+    else:
+        reason = exc.strerror or str(exc)
+    cause = _CONNECT_CAUSES.get(exc.errno or 0) if action == "connect to" else None
+    message = f"cannot {action} {address.url()}: {reason}"
+    if cause:
+        message += f" ({cause})"
+    made = type(exc)(exc.errno, message)
     made.__cause__ = exc
     return made
+
+
+def _tls_error(exc: _ssl.SSLError, action: str, address: Address) -> OSError:
+    reason = getattr(exc, "verify_message", None) or exc.reason or exc.strerror or str(exc)
+    message = f"cannot {action} {address.url()}: TLS handshake failed: {reason}"
+    text = str(exc)
+    if isinstance(exc, _ssl.SSLCertVerificationError):
+        message += " (the server's certificate is not trusted: pass ssl= a context that trusts it)"
+    elif "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
+        message += " (the server does not seem to speak TLS: try tcp://)"
+    try:
+        made: OSError = type(exc)(exc.errno, message)
+    except TypeError:  # pragma: no cover - an SSLError subclass with another signature
+        return exc
+    made.__cause__ = exc
+    return made
+
+
+def connect_error(exc: OSError, address: Address) -> OSError:
+    """A failed connect to ``address``, as every transport reports it: the same
+    exception type, a message with the address, the reason and the likely cause."""
+    return _named_error(exc, "connect to", address)
 
 
 def connect_socket(address: Address, timeout: Optional[float]) -> socket.socket:
@@ -329,7 +379,7 @@ def bind_socket(
     address: Address,
     *,
     backlog: int = 128,
-    unix_mode: int = DEFAULT_UNIX_MODE,
+    unix_mode: Optional[int] = DEFAULT_UNIX_MODE,
     reuse_port: bool = False,
 ) -> Tuple[socket.socket, Optional[UnixFile]]:
     """Bind (and for streams, listen on) ``address``.

@@ -130,10 +130,14 @@ class SerializationError(ValueError):
     Attributes:
         frame: the raw frame that failed to deserialize (``None`` when
             serializing failed).
+        address: for datagram transports, the sender of that frame; ``None``
+            for streams.
     """
 
     frame: bytes | None
+    address: Any
 
-    def __init__(self, message: str, *, frame: bytes | None = None) -> None:
+    def __init__(self, message: str, *, frame: bytes | None = None, address: Any = None) -> None:
         super().__init__(message)
         self.frame = frame
+        self.address = address

@@ -60,7 +60,7 @@ def test_unread_fast_sender_leaves_memory_flat(run: Runner, LP: Callable[..., An
 
                 sender = asyncio.ensure_future(fast_sender())
                 await wait_until(
-                    lambda: client._flow.paused or sender.done(), "the sender is held back"
+                    lambda: client._protocol.flow.paused or sender.done(), "the sender is held back"
                 )
                 # The bounds, plus at most one read past them: one view of the
                 # decoder's buffer (64 KiB asked; the buffer may have grown to 256 KiB).
@@ -117,9 +117,10 @@ def test_frame_too_large_while_paused_does_not_stop_reading(
             _reader, writer = await raw_connect(server.address)
             writer.write(big + oversized[:100])
             await wait_until(
-                lambda: bool(conns) and conns[0]._inbox.errors == 1, "the big frame was refused"
+                lambda: bool(conns) and conns[0].core._error is not None,
+                "the big frame was refused",
             )
-            assert conns[0]._inbox.paused
+            assert conns[0]._protocol.paused
             writer.write(oversized[100:] + after)  # arrives only once reading resumes
             go.set()
             await wait_until(lambda: len(got) == 3, "three results")

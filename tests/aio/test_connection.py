@@ -11,8 +11,8 @@ import pytest
 
 import framekit
 import framekit.asyncio as fa
-from framekit.asyncio.connection import VECTORED_SEND_MIN
 from framekit.codecs.presets import PRESET_ARGS
+from framekit.core.options import VECTORED_MIN_SIZE as VECTORED_SEND_MIN
 from framekit.serializers import JSON
 
 from ..conftest import MQTT_PUBLISH
@@ -459,7 +459,7 @@ def test_send_waits_for_a_slow_peer(run: Runner, LP: Callable[..., Any]) -> None
                 await conn.close()
 
             task = asyncio.ensure_future(sender())
-            await wait_until(lambda: conn._flow.paused, "the transport paused writing")
+            await wait_until(lambda: conn._protocol.flow.paused, "the transport paused writing")
             assert not task.done() and sent < total  # the sender is held back
             start.set()
             await asyncio.wait_for(task, WAIT * 2)
@@ -505,11 +505,11 @@ def test_connect_errors(
         ),
         (lambda: fa.connect("tcp://127.0.0.1:1", codec=object()), TypeError, "Codec"),
         (lambda: fa.connect("tcp://127.0.0.1:1", serializer=1), TypeError, "dumps"),
-        (lambda: fa.connect("tcp://127.0.0.1:1", max_queued_frames=0), ValueError, "positive"),
+        (lambda: fa.connect("tcp://127.0.0.1:1", max_queued_frames=0), ValueError, "at least 1"),
         (lambda: fa.connect("tcp://127.0.0.1:1", max_datagram_size=9), ValueError, "datagram"),
         (lambda: fa.serve("tls://127.0.0.1:0", echo), ValueError, "needs ssl="),
         (lambda: fa.serve("tcp://127.0.0.1:0", None), TypeError, "async function"),
-        (lambda: fa.serve("tcp://127.0.0.1:0", echo, max_connections=0), ValueError, "positive"),
+        (lambda: fa.serve("tcp://127.0.0.1:0", echo, max_connections=0), ValueError, "at least 1"),
         (lambda: fa.open_datagram(), ValueError, "local address, a remote address"),
         (lambda: fa.open_datagram("tcp://127.0.0.1:0"), ValueError, "udp:// or unixgram://"),
         (lambda: fa.open_datagram("udp://127.0.0.1:0", "unixgram:@x"), ValueError, "differ"),

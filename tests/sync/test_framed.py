@@ -11,7 +11,8 @@ import pytest
 import framekit
 from framekit import serializers
 from framekit.codecs.presets import PRESET_ARGS
-from framekit.sync.connection import VECTORED_MIN_SIZE, FramedSocket
+from framekit.core.options import VECTORED_MIN_SIZE
+from framekit.sync.connection import FramedSocket
 
 from ..conftest import MQTT_PUBLISH, PG_QUERY
 from .helpers import LineCodec, connect_to, join, running, start_thread, tcp_pair, unix_pair

@@ -17,28 +17,31 @@ Import it as a subpackage (``framekit`` itself does not import asyncio)::
 
 Design notes
 ------------
-The bytes go from the kernel straight into the decoder's buffer: the stream
-protocol is an ``asyncio.BufferedProtocol`` whose ``get_buffer()`` is the
-decoder's ``get_buffer()`` (:mod:`.protocol`).  Decoded frames wait in a deque
-(:mod:`.inbox`) that ``recv()`` pops without suspending.  Sending waits only
-when the transport paused writing (:mod:`.flow`).  The same address URLs,
-exceptions and Unix socket file rules as the blocking API
-(``framekit.connect``/``framekit.serve``) apply; any
-:class:`framekit.codecs.interface.Codec` plugs in, and ``serializer=`` turns frames
-into objects.  Works on asyncio's loop and on uvloop.
+The transports only do I/O: the framing (decoding in batches, the order of
+frames and errors, end of stream, timeouts, encoding, coalescing, codec
+switching) is the sans-IO connection core's (:mod:`framekit.core`), the same
+code the blocking transports drive.  The stream protocol is an
+``asyncio.BufferedProtocol`` whose ``get_buffer()`` is the core's, so the bytes
+go from the kernel straight into the decoder's buffer (:mod:`.protocol`);
+``recv()`` takes decoded messages from the core without suspending; sending
+waits only when the transport paused writing (:mod:`.flow`).  The same address
+URLs, exceptions, defaults and socket rules as the blocking API
+(``framekit.connect``/``framekit.serve``) apply, from the same modules.  Works
+on asyncio's loop and on uvloop.
 
-Modules: :mod:`.connection` (``connect``, ``Connection``), :mod:`.server`
-(``serve``, ``Server``), :mod:`.datagram` (``open_datagram``,
-``DatagramEndpoint``), :mod:`.protocol`, :mod:`.inbox`, :mod:`.flow`, and the
-private :mod:`._sockets` (socket set-up; the Unix socket file rules, TLS
-arguments and peer names are the blocking API's, in :mod:`framekit._sockets`),
-:mod:`._options` (argument checks) and :mod:`._unixgram` (a datagram transport
-for Unix sockets on loops that mangle their addresses).
+Modules, the same names as in :mod:`framekit.sync` for the same roles:
+:mod:`.connect` (``connect``), :mod:`.connection` (``Connection``),
+:mod:`.datagram` (``open_datagram``, ``DatagramEndpoint``), :mod:`.server`
+(``serve``, ``Server``); and the asyncio plumbing: :mod:`.protocol` (the
+stream protocol), :mod:`.flow` (waiting to read, pausing to write) and
+:mod:`._unixgram` (a datagram transport for Unix sockets on loops that mangle
+their addresses).
 """
 
-from .connection import CLOSE_TIMEOUT, Connection, connect
+from ..core.options import CLOSE_TIMEOUT, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FRAMES
+from .connect import connect
+from .connection import Connection
 from .datagram import DatagramEndpoint, DatagramProtocol, open_datagram
-from .inbox import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FRAMES
 from .protocol import FramedProtocol
 from .server import Handler, Server, serve
 

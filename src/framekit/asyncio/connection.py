@@ -1,79 +1,68 @@
-"""Framed stream connections: :class:`Connection` and :func:`connect`.
+"""Framed stream connections: :class:`Connection`.
 
 Design notes
 ------------
 A :class:`Connection` is the application's side of a
-:class:`~.protocol.FramedProtocol`: it sends through the transport and takes
-frames out of the protocol's :class:`~.inbox.Inbox`.
+:class:`~.protocol.FramedProtocol`: it takes messages out of the protocol's
+:class:`~framekit.core.StreamCore` and sends through the transport.  The core
+does all the framing; this module only waits and writes.
 
-Receiving.  ``recv()`` and ``async for`` pop the next decoded frame directly
-from the inbox deque while ``inbox.fast`` holds (no error queued, reading not
-paused): no future, no suspension, no helper coroutine.  Otherwise, while
-frames are queued, :meth:`Inbox.pop` does the bookkeeping (queued errors, byte
-counts, resuming reading) without a coroutine; only an empty queue awaits
-:meth:`Inbox.get`.  ``async for`` runs an async generator rather
-than a ``__anext__`` coroutine: resuming one generator frame per frame costs
-about a quarter less than creating a coroutine per frame, and it keeps the
-deque in a local.  The generator pops a frame only when asked for the next
-one, so breaking out of the loop loses nothing.
+Receiving.  ``recv()`` and ``async for`` take the next message straight from
+the core's current batch (``for m in core.messages``): no future, no
+suspension, no helper coroutine while messages are decoded.  Only when the
+batch is used up does the connection ask the core for the next one
+(:meth:`StreamCore.next_batch`: queued errors, bytes held back), and only when
+the core has nothing does it flush held-back writes, resume reading if it was
+paused, and wait (:class:`~.flow.ReadWaiter`), at most until the core's
+timeout deadline.  ``async for`` runs an async generator rather than a
+``__anext__`` coroutine: resuming one generator frame per message costs about
+a quarter less than creating a coroutine per message.  Breaking out of the
+loop loses nothing: the next ``recv()`` or loop continues with the next
+message.
 
-Sending.  Small payloads are framed with ``codec.encode`` and written with one
-``transport.write``.  Large ``bytes`` payloads go out with
-``transport.writelines(codec.encode_parts(payload))``, which never copies the
-payload on loops that write buffers as they are (uvloop, Python >= 3.12);
-Python 3.11's selector loop joins them, as it would anyway.  Those loops keep a
-reference to what they could not write at once, so only an immutable
-``bytes`` payload goes out that way: a ``bytearray`` or ``memoryview`` the
-caller refills after ``send()`` returns would change the frame on the wire.
-Other buffers are copied by ``codec.encode`` (one copy, with the header).
-(The blocking ``FramedSocket`` may send any buffer with ``sendmsg``: it returns
-only once the kernel has copied every byte.)  ``send()`` then awaits only if
-the transport paused writing (see :mod:`.flow`), so a fast sender to a slow
-peer waits, and a sender that is not blocked never suspends.
+Sending and coalescing.  ``send()`` encodes through the core onto its
+outgoing buffers.  While more decoded messages of the current batch wait (the
+handler answers a pipelined batch), a send is held back, and the batch's
+replies go out in one ``transport.writelines`` when the handler next waits for
+input, or at the end of this event-loop iteration (a callback scheduled with
+the first held-back send), whichever comes first: never later than the point
+where the handler waits, so a request/response peer never waits for a reply.
+Otherwise it is written at once.  Large ``bytes`` payloads go out as
+``[header, payload]`` without a copy (uvloop and Python >= 3.12 write them as
+they are); other buffers are copied by the codec, so the caller may refill
+them as soon as ``send()`` returns.  ``send()`` then awaits only if the
+transport paused writing (see :mod:`.flow`), after flushing.
 
-Closing.  ``close()`` closes the transport (flushing what is buffered) and
-waits for it to be gone, at most ``timeout`` seconds, after which it aborts: a
-peer that stopped reading cannot hold ``close()`` forever.  A cancelled
-``close()`` aborts at once, so cancelling it (as ``Server.close()`` cancels the
-handlers' tasks) never leaves the transport open behind it.
+Closing.  ``close()`` flushes and closes the transport and waits for it to be
+gone, at most ``timeout`` seconds, after which it aborts: a peer that stopped
+reading cannot hold ``close()`` forever.  A cancelled ``close()`` aborts at
+once, so cancelling it (as ``Server.close()`` cancels the handlers' tasks)
+never leaves the transport open behind it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl as _ssl
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Optional, Union
+from typing import Any, AsyncIterator, Iterable, Optional
 
-from .. import serializers
-from .._sockets import connect_unix, host_port, tls_context
-from ..addresses import AddressLike, parse_address
-from ..codecs.interface import Codec
-from ..core.options import check_serializer, make_codec
+from ..codecs.interface import Buffer, Codec
+from ..core.options import CLOSE_TIMEOUT, check_serializer, make_codec
+from ..core.stream import StreamCore
 from ..errors import ConnectionClosed
 from ..serializers import Serializer
-from .inbox import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FRAMES, check_limits
 from .protocol import FramedProtocol
 
-if TYPE_CHECKING:
-    from .datagram import DatagramEndpoint
-
-__all__ = ["CLOSE_TIMEOUT", "Connection", "connect"]
-
-#: ``bytes`` payloads at least this large are sent as ``[header, payload]`` without a copy.
-VECTORED_SEND_MIN = 16 * 1024
-#: Default bound, in seconds, on the graceful part of ``close()``.
-CLOSE_TIMEOUT = 10.0
+__all__ = ["Connection"]
 
 
 class Connection:
     """A framed connection over a stream transport (TCP, TLS, Unix).
 
-    Made by :func:`connect` and by servers (see :func:`framekit.asyncio.serve`).
+    Made by :func:`framekit.asyncio.connect` and by servers (see
+    :func:`framekit.asyncio.serve`).
 
     Attributes:
-        codec: the framing in use.
         transport: the asyncio transport.
-        serializer: objects are sent and received through it, or None for bytes.
     """
 
     def __init__(
@@ -84,74 +73,98 @@ class Connection:
         serializer: Optional[Serializer] = None,
     ) -> None:
         self.transport = transport
-        self.codec: Codec = protocol.codec
-        self.serializer = check_serializer(serializer)
         self._protocol = protocol
-        self._inbox = protocol.inbox
-        self._flow = protocol.flow
+        self._core = protocol.core
+        self._core.serializer = check_serializer(serializer)
+        self._flush_scheduled = False
+
+    # -- what it is ------------------------------------------------------------
+
+    @property
+    def codec(self) -> Codec:
+        """The codec in use (see :meth:`switch_codec`)."""
+        return self._core.codec
+
+    @property
+    def serializer(self) -> Optional[Serializer]:
+        """The serializer in use, or None; may be replaced at any time."""
+        return self._core.serializer
+
+    @serializer.setter
+    def serializer(self, serializer: Optional[Serializer]) -> None:
+        self._core.serializer = check_serializer(serializer)
+
+    @property
+    def core(self) -> StreamCore:
+        """The sans-IO connection core (documented internal: counters, queue state)."""
+        return self._core
 
     # -- sending --------------------------------------------------------------
 
-    async def send(self, payload: Any, *, prefix: Optional[bytes] = None) -> None:
+    async def send(self, payload: Any, *, prefix: Optional[Buffer] = None) -> None:
         """Send one frame; wait only if the peer is slow (flow control).
 
         The payload may be reused as soon as ``send()`` returns: only an
-        immutable ``bytes`` payload of 16 KiB or more goes to the transport as
-        it is (``writelines([header, payload])``, no copy; the transport may
-        keep a reference until it is written); any other buffer (``bytearray``,
-        ``memoryview``...) is copied by ``codec.encode`` first.
+        immutable ``bytes`` payload of 16 KiB or more goes out by reference;
+        any other buffer is copied by the codec first.
 
         Args:
             payload: bytes-like, or any object when the connection has a serializer.
             prefix: the bytes before the length field, for a codec with
                 ``length_offset`` (the type byte of the Postgres, MQTT and gRPC
-                presets); passed on as ``codec.encode(..., prefix=prefix)``.
-                ``None`` calls the codec without it.
+                presets).  ``None`` calls the codec without it.
 
         Raises:
             ConnectionClosed: the connection was closed.
             ConnectionError: the connection was lost (reset, broken pipe).
             SerializationError: the serializer failed.
-            ValueError: the codec cannot frame the payload (e.g. too large for
-                its length field).
+            FrameTooLarge: the frame is above the codec's maximum.
+            ValueError: the codec cannot frame the payload.
+            TypeError: ``payload`` is not bytes-like (a ``str``: encode it, or
+                set a serializer).
         """
-        if self.serializer is not None:
-            payload = serializers.dumps(self.serializer, payload)
-        flow = self._flow
+        flow = self._protocol.flow
         flow.check()
-        codec = self.codec
-        if type(payload) is not bytes or len(payload) < VECTORED_SEND_MIN:
-            if prefix is None:
-                self.transport.write(codec.encode(payload))
-            else:
-                self.transport.write(codec.encode(payload, prefix=prefix))  # type: ignore[call-arg]
-        elif prefix is None:
-            self.transport.writelines(codec.encode_parts(payload))
+        core = self._core
+        core.write(payload, prefix)
+        if core.coalescing:
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._scheduled_flush)
         else:
-            self.transport.writelines(codec.encode_parts(payload, prefix=prefix))  # type: ignore[call-arg]
+            self.flush()
         if flow.paused:
+            self.flush()
             await flow.wait()
 
-    async def send_many(self, payloads: Iterable[Any], *, prefix: Optional[bytes] = None) -> None:
-        """Send several frames with one write (``codec.encode_many``).
+    async def send_many(self, payloads: Iterable[Any], *, prefix: Optional[Buffer] = None) -> None:
+        """Send several frames with one write.
 
         ``prefix``, as for :meth:`send`, goes before the length of every frame.
 
         Raises:
             As :meth:`send`; nothing is sent if any payload cannot be framed.
         """
-        if self.serializer is not None:
-            serializer = self.serializer
-            payloads = [serializers.dumps(serializer, p) for p in payloads]
-        flow = self._flow
+        flow = self._protocol.flow
         flow.check()
-        if prefix is None:
-            data = self.codec.encode_many(payloads)
-        else:
-            data = self.codec.encode_many(payloads, prefix=prefix)  # type: ignore[call-arg]
-        self.transport.write(data)
+        self._core.write_many(payloads, prefix)
+        self.flush()
         if flow.paused:
             await flow.wait()
+
+    def flush(self) -> None:
+        """Hand what is held back to the transport now (see the module notes)."""
+        parts = self._core.take_outgoing()
+        if not parts or self._protocol.flow.error is not None:
+            return
+        if len(parts) == 1:
+            self.transport.write(parts[0])
+        else:
+            self.transport.writelines(parts)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self.flush()
 
     def write_eof(self) -> None:
         """Half-close: tell the peer nothing more will be sent; keep receiving.
@@ -159,15 +172,16 @@ class Connection:
         Raises:
             NotImplementedError: the transport cannot half-close (TLS).
         """
+        self.flush()
         self.transport.write_eof()
 
     # -- receiving ------------------------------------------------------------
 
     async def recv(self) -> Any:
-        """Return the next frame (an object with a serializer).
+        """Return the next message (an object with a serializer).
 
-        Returns at once, without suspending, when a frame is already decoded.
-        Cancelling a waiting ``recv()`` loses nothing: the next frame stays queued.
+        Returns at once, without suspending, when a message is already decoded.
+        Cancelling a waiting ``recv()`` loses nothing: the next message stays queued.
 
         Raises:
             ConnectionClosed: the peer closed the connection cleanly (or it
@@ -179,55 +193,77 @@ class Connection:
             ConnectionError: the connection was reset.
             SerializationError: the frame did not deserialize; the
                 connection goes on with the next frame.
+            TimeoutError: ``idle_timeout`` or ``frame_timeout`` expired;
+                nothing received is lost.
             RuntimeError: another coroutine is already waiting in ``recv()``.
         """
-        inbox = self._inbox
-        items = inbox.items
-        if items and inbox.fast:
-            frame = items.popleft()
-        elif items:
-            frame = inbox.pop()
-        else:
-            frame = await inbox.get()
-        if self.serializer is None:
-            return frame
-        return serializers.loads(self.serializer, frame)
+        for message in self._core.messages:
+            return message
+        await self._next_batch()
+        for message in self._core.messages:
+            return message
+        raise AssertionError("unreachable: a batch was made current")  # pragma: no cover
+
+    async def _next_batch(self) -> None:
+        """Wait until the core has a batch; raise its errors and the end."""
+        core = self._core
+        protocol = self._protocol
+        while not core.next_batch():
+            self.flush()
+            if protocol.paused:
+                protocol.resume_reading()
+            wait = core.wait_time()
+            if wait is not None and wait <= 0:
+                error = core.timed_out()
+                if error is not None:
+                    raise error
+            await protocol.waiter.wait(wait)
+        if protocol.paused and core.under_half:
+            protocol.resume_reading()
 
     def __aiter__(self) -> AsyncIterator[Any]:
-        """Iterate over frames (as :meth:`recv` returns them) until a clean end.
+        """Iterate over messages (as :meth:`recv` returns them) until a clean end.
 
         Breaking out of the loop loses nothing: the next ``recv()`` or loop
-        continues with the next frame.
+        continues with the next message.
         """
-        return self._frames()
+        return self._messages()
 
-    async def _frames(self) -> AsyncIterator[Any]:
-        inbox = self._inbox
-        items = inbox.items
+    async def _messages(self) -> AsyncIterator[Any]:
+        core = self._core
         while True:
-            if items and inbox.fast:
-                frame = items.popleft()
-            elif items:
-                frame = inbox.pop()
-            else:
+            current = core.messages
+            for message in current:
+                yield message
+            if core.messages is current:  # used up (a recv() may have moved on meanwhile)
                 try:
-                    frame = await inbox.get()
+                    await self._next_batch()
                 except ConnectionClosed:
                     return
-            if self.serializer is None:
-                yield frame
-            else:
-                yield serializers.loads(self.serializer, frame)
+
+    def switch_codec(self, codec: Codec) -> None:
+        """Decode with ``codec`` from the frame after the last one returned.
+
+        Messages already decoded but not returned yet, and bytes still
+        buffered, are decoded again by the new codec: nothing is lost and
+        nothing is decoded twice.  Encoding uses the new codec too.
+
+        Raises:
+            TypeError: ``codec`` is not a codec, or the current codec cannot
+                hand back the bytes it holds (see :class:`framekit.Decoder`).
+            ValueError: the current decoder cannot go back to that point.
+        """
+        self._core.switch_codec(make_codec(codec))
 
     @property
     def queued_frames(self) -> int:
-        """Decoded frames waiting for ``recv()`` (errors not counted)."""
-        return len(self._inbox.items) - self._inbox.errors
+        """Decoded messages waiting for ``recv()``."""
+        return self._core.queued_frames
 
     @property
     def queued_bytes(self) -> int:
-        """Total size of the decoded frames waiting for ``recv()``."""
-        return self._inbox.queued_bytes()
+        """Bytes waiting for ``recv()``: decoded, held back, or partial frames."""
+        return self._core.queued_bytes
 
     # -- addresses ------------------------------------------------------------
 
@@ -251,7 +287,7 @@ class Connection:
     async def close(self, timeout: Optional[float] = CLOSE_TIMEOUT) -> None:
         """Close the connection: flush buffered data, then wait until it is gone.
 
-        Unread frames are dropped.  Safe to call more than once.  Cancelling
+        Unread messages are dropped.  Safe to call more than once.  Cancelling
         it aborts the connection (drops unsent data) before the
         ``CancelledError`` propagates.
 
@@ -259,6 +295,7 @@ class Connection:
             timeout: abort (drop unsent data) if the graceful close takes longer.
         """
         protocol = self._protocol
+        self.flush()
         protocol.close()
         if protocol.lost.done():
             return
@@ -291,86 +328,3 @@ class Connection:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<framekit.asyncio.Connection {state} peer={self.remote_address!r}>"
-
-
-async def connect(
-    address: AddressLike,
-    codec: Optional[Codec] = None,
-    *,
-    ssl: Optional[_ssl.SSLContext] = None,
-    serializer: Optional[Serializer] = None,
-    server_hostname: Optional[str] = None,
-    max_queued_frames: int = DEFAULT_MAX_QUEUED_FRAMES,
-    max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
-    max_datagram_size: Optional[int] = None,
-) -> Union[Connection, DatagramEndpoint]:
-    """Connect to a framed server.
-
-    Args:
-        address: ``tcp://host:port``, ``tls://host:port``, ``unix:///path``,
-            ``unix:@name``, ``udp://host:port``, ``unixgram:///path``,
-            ``unixgram:@name``, or a ``(host, port)`` tuple (TCP).
-        codec: the framing; None means ``framekit.LengthPrefixed()``.
-        ssl: the client ``ssl.SSLContext`` for ``tls://`` (default: a
-            verifying ``ssl.create_default_context()``); given for ``tcp://``
-            or ``unix://``, it turns TLS on.
-        serializer: send and receive objects through it (e.g.
-            ``framekit.serializers.JSON``) instead of bytes.
-        server_hostname: the name to verify the certificate against; default:
-            the address's host (required for TLS over a Unix socket).
-        max_queued_frames: pause reading above this many unread frames.
-        max_queued_bytes: pause reading above this many unread bytes.
-        max_datagram_size: datagram addresses only (see
-            :func:`framekit.asyncio.open_datagram`).
-
-    Returns:
-        A :class:`Connection` for stream addresses; a connected
-        :class:`~framekit.asyncio.DatagramEndpoint` for ``udp``/``unixgram``.
-
-    Raises:
-        ValueError: a malformed address, or an option that does not fit it.
-        TypeError: ``codec`` or ``serializer`` lacks the needed methods, or
-            ``ssl`` is not an ``ssl.SSLContext``.
-        OSError: the connection failed (refused, no such file, TLS failure...).
-    """
-    addr = parse_address(address)
-    codec = make_codec(codec)
-    check_serializer(serializer)
-    check_limits(max_queued_frames, max_queued_bytes)
-    context = tls_context(addr, ssl, server_side=False)
-    if addr.is_datagram:
-        from .datagram import open_datagram
-
-        return await open_datagram(
-            remote=addr,
-            codec=codec,
-            serializer=serializer,
-            max_queued_frames=max_queued_frames,
-            max_queued_bytes=max_queued_bytes,
-            max_datagram_size=max_datagram_size,
-        )
-    if max_datagram_size is not None:
-        raise ValueError(f"max_datagram_size is only for datagram addresses, not {addr.url()}")
-    if context is not None and server_hostname is None:
-        server_hostname = addr.host
-    loop = asyncio.get_running_loop()
-
-    def factory() -> FramedProtocol:
-        return FramedProtocol(
-            codec, max_queued_frames=max_queued_frames, max_queued_bytes=max_queued_bytes
-        )
-
-    if addr.is_unix:
-        sock = await connect_unix(addr, loop)
-        try:
-            transport, protocol = await loop.create_unix_connection(
-                factory, sock=sock, ssl=context, server_hostname=server_hostname
-            )
-        except BaseException:
-            sock.close()
-            raise
-    else:
-        transport, protocol = await loop.create_connection(
-            factory, *host_port(addr), ssl=context, server_hostname=server_hostname
-        )
-    return Connection(transport, protocol, serializer=serializer)

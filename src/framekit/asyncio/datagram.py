@@ -1,44 +1,33 @@
-"""Framed datagram endpoints (UDP and Unix datagram sockets).
+"""Framed datagram endpoints (UDP and Unix datagram sockets), on asyncio.
 
 Design notes
 ------------
-Each datagram carries whole frames in the codec's format, and is decoded on
-its own with a fresh ``codec.decoder()``: ``feed(datagram)`` then ``eof()``.  A
-datagram that does not parse into whole frames (a bad length, trailing bytes,
-a frame cut short, an oversized frame) is refused as a whole, as the blocking
-``DatagramSocket`` does: ``recv()`` raises ``CorruptedFrame`` with ``.address``
-set to the sender, the decoder's error as its cause, and an empty ``.frames``
-(a datagram that lies about one length is not trusted for the others).  The
-endpoint stays usable: the next ``recv()`` returns the next datagram's frames.
-A datagram server does not let such an error (nor a ``SerializationError`` or
-a socket error that ``recvfrom()`` raised) escaping its handler close it: it
-logs it and calls the handler again (see :mod:`.server`); the endpoint
-remembers the last such error (``_peer_error``) so the server can tell it from
-the handler's own failures.
+A :class:`DatagramEndpoint` moves datagrams between an asyncio datagram
+transport and a :class:`~framekit.core.DatagramCore`, which does all the
+framing (see its notes): each datagram parses whole with a fresh decoder, a
+malformed or oversized one is refused as a whole (``recv()`` raises
+``CorruptedFrame`` with ``.address`` set to the sender; the endpoint stays
+usable), sends are checked against ``max_datagram_size``, and ``send_many``
+packs frames into as few datagrams as it allows.  What is left here is
+waiting and writing.
+
+A datagram server does not let such an error (nor a ``SerializationError``
+or a socket error that ``recvfrom()`` raised) escaping its handler close it:
+it logs it and calls the handler again (see :mod:`.server`), telling it from
+the handler's own failures by :attr:`DatagramEndpoint.last_receive_error`.
 
 Truncation.  asyncio hands the protocol a datagram without ``recvmsg`` flags,
-so ``MSG_TRUNC`` is invisible.  asyncio's loop receives into 256 KiB (more than
-any UDP datagram); a longer Unix datagram arrives cut short, which the decoder
-sees as a cut-off frame: a malformed datagram, as above.  framekit's own
-transport (used for Unix datagrams on other loops, see :mod:`._unixgram`)
+so ``MSG_TRUNC`` is invisible.  asyncio's loop receives into 256 KiB (more
+than any UDP datagram); a longer Unix datagram arrives cut short, which the
+decoder sees as a cut-off frame: a malformed datagram, as above.  framekit's
+own transport (used for Unix datagrams on other loops, see :mod:`._unixgram`)
 receives into ``max_datagram_size + 1`` bytes.  Either way a datagram longer
 than ``max_datagram_size`` is refused with ``CorruptedFrame``.
 
-Sending.  ``send_many`` packs consecutive frames into as few datagrams as
-``max_datagram_size`` allows.  A frame that cannot fit one datagram raises
-``FrameTooLarge`` at send time, before anything is sent: a datagram socket
-would otherwise fail with ``EMSGSIZE``, or the peer would see a truncated
-datagram.  These rules are the blocking ``DatagramSocket``'s, from the same
-code (:mod:`framekit.core.datagram`).
-
 Backpressure.  A datagram socket has no flow control to push back with; when
-more frames or bytes wait unread than the bounds allow, new datagrams are
-dropped (and counted in :attr:`DatagramEndpoint.dropped`), as the kernel drops
-them when its own buffer is full.
-
-Sending never keeps the caller's buffer: every datagram is a fresh ``bytes``
-from ``codec.encode`` (and framekit's own transport copies what it buffers),
-so a ``bytearray`` may be refilled as soon as ``send()`` returns.
+more frames or bytes wait unread than the bounds allow, the core drops new
+datagrams (counted in :attr:`DatagramEndpoint.dropped`, logged once), as the
+kernel drops them when its own buffer is full.
 
 Closing.  ``close()`` flushes buffered datagrams and waits for the transport to
 be gone, at most ``timeout`` seconds (``CLOSE_TIMEOUT``), then aborts: a Unix
@@ -53,25 +42,31 @@ import errno
 import logging
 from typing import Any, Iterable, Optional, Tuple
 
-from .. import serializers
 from .._sockets import (
     DEFAULT_UNIX_MODE,
     UnixFile,
     bind_unix,
     connect_unix,
     host_port,
-    peer_name,
 )
 from ..addresses import Address, AddressLike, parse_address
-from ..codecs.interface import Codec
-from ..core.datagram import encode_datagram, pack_datagrams, sockaddr_of
-from ..core.options import check_serializer, make_codec
-from ..errors import ConnectionClosed, CorruptedFrame, FramingError, SerializationError
+from ..codecs.interface import Buffer, Codec
+from ..core.datagram import DatagramCore, sockaddr_of
+from ..core.options import (
+    CLOSE_TIMEOUT,
+    DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_QUEUED_FRAMES,
+    MAX_UDP_DATAGRAM,
+    MAX_UNIX_DATAGRAM,
+    check_max_datagram_size,
+    check_queue_bounds,
+    check_serializer,
+    make_codec,
+)
+from ..errors import ConnectionClosed, FramingError, SerializationError
 from ..serializers import Serializer
 from ._unixgram import create_socket_datagram_endpoint
-from .connection import CLOSE_TIMEOUT
-from .flow import WriteFlow
-from .inbox import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FRAMES, Inbox, check_limits
+from .flow import ReadWaiter, WriteFlow
 
 __all__ = [
     "DEFAULT_MAX_DATAGRAM_SIZE",
@@ -83,20 +78,26 @@ __all__ = [
 
 logger = logging.getLogger("framekit")
 
-#: Largest UDP payload over IPv4 (65535 - 8-byte UDP header - 20-byte IP header).
-DEFAULT_MAX_DATAGRAM_SIZE = 65507
-#: Default largest Unix datagram.
-DEFAULT_MAX_UNIX_DATAGRAM_SIZE = 64 * 1024
+#: The default ``max_datagram_size`` for UDP (see :mod:`framekit.core.options`).
+DEFAULT_MAX_DATAGRAM_SIZE = MAX_UDP_DATAGRAM
+#: The default ``max_datagram_size`` for Unix datagrams.
+DEFAULT_MAX_UNIX_DATAGRAM_SIZE = MAX_UNIX_DATAGRAM
 
 
 class DatagramProtocol(asyncio.DatagramProtocol):
-    """Decodes each datagram into frames; used by :class:`DatagramEndpoint`.
+    """Feeds each datagram to the endpoint's core; used by :class:`DatagramEndpoint`.
 
     Args:
         codec: the framing.
         max_datagram_size: longer datagrams are refused.
         max_queued_frames: drop datagrams above this many unread frames.
         max_queued_bytes: drop datagrams above this many unread bytes.
+        serializer: messages go through it.
+        scheme: ``"udp"`` or ``"unixgram"``, to name senders in errors.
+
+    Attributes:
+        core: the :class:`~framekit.core.DatagramCore`.
+        transport, waiter, flow, lost: as for :class:`~.protocol.FramedProtocol`.
     """
 
     def __init__(
@@ -106,58 +107,55 @@ class DatagramProtocol(asyncio.DatagramProtocol):
         *,
         max_queued_frames: int = DEFAULT_MAX_QUEUED_FRAMES,
         max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+        serializer: Optional[Serializer] = None,
+        scheme: str = "udp",
     ) -> None:
-        self.codec = codec
-        self.max_datagram_size = max_datagram_size
-        self.inbox = Inbox(max_queued_frames, max_queued_bytes)
+        self.core = DatagramCore(
+            codec,
+            serializer,
+            max_datagram_size,
+            scheme=scheme,
+            max_queued_frames=max_queued_frames,
+            max_queued_bytes=max_queued_bytes,
+        )
+        self.waiter = ReadWaiter()
         self.flow = WriteFlow()
         self.transport: Optional[asyncio.DatagramTransport] = None
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        #: Datagrams dropped because too many frames waited unread.
-        self.dropped = 0
+        self.ended = False
+
+    @property
+    def codec(self) -> Codec:
+        """The codec of every datagram."""
+        return self.core.codec
+
+    @property
+    def max_datagram_size(self) -> int:
+        """The largest datagram sent or accepted."""
+        return self.core.max_datagram_size
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        inbox = self.inbox
-        if inbox.over_limit or inbox.ended:
-            self.dropped += 1
-            if self.dropped == 1:
-                logger.warning(
-                    "datagram endpoint: %d frames unread, dropping datagrams", len(inbox.items)
-                )
+        if self.ended:
             return
-        if len(data) > self.max_datagram_size:
-            inbox.put_error(
-                CorruptedFrame(
-                    f"datagram of {len(data)} bytes from {_sender(addr)} is larger than "
-                    f"max_datagram_size ({self.max_datagram_size}); dropped",
-                    address=addr,
-                )
+        core = self.core
+        dropped = core.dropped
+        core.receive_datagram(data, addr)
+        if core.dropped and not dropped:
+            logger.warning(
+                "datagram endpoint: %d frames unread, dropping datagrams", core.queued_frames
             )
-            return
-        decoder = self.codec.decoder()
-        try:
-            frames = decoder.feed(data)
-            decoder.eof()
-        except FramingError as exc:
-            error = CorruptedFrame(
-                f"malformed datagram of {len(data)} bytes from {_sender(addr)}: {exc}",
-                address=addr,
-            )
-            error.__cause__ = exc
-            inbox.put_error(error)
-            return
-        if frames:
-            inbox.put([(frame, addr) for frame in frames], sum(map(len, frames)))
+        self.waiter.wake()
 
     def error_received(self, exc: Exception) -> None:
-        if not self.inbox.over_limit:
-            self.inbox.put_error(exc)
+        self.core.receive_error(exc)
+        self.waiter.wake()
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
-        self.inbox.end(ConnectionClosed, "the datagram endpoint was closed")
+        self.ended = True
+        self.waiter.wake()
         self.flow.fail(exc, "the datagram endpoint was closed")
         if not self.lost.done():
             self.lost.set_result(None)
@@ -182,10 +180,11 @@ class DatagramEndpoint:
     ``udp://``/``unixgram://``, and by datagram servers.
 
     Attributes:
-        codec: the framing in use.
         transport: the asyncio datagram transport.
-        serializer: objects are sent and received through it, or None for bytes.
-        max_datagram_size: the largest datagram sent or accepted.
+        last_receive_error: the error the last :meth:`recvfrom` raised for a
+            peer's datagram or a socket error (its ``.address`` says the
+            sender when known), or None; a datagram server restarts its
+            handler on it.
     """
 
     def __init__(
@@ -197,20 +196,37 @@ class DatagramEndpoint:
         unix_file: Optional[UnixFile] = None,
     ) -> None:
         self.transport = transport
-        self.codec = protocol.codec
-        self.serializer = check_serializer(serializer)
-        self.max_datagram_size = protocol.max_datagram_size
         self._protocol = protocol
+        self._core = protocol.core
+        self._core.serializer = check_serializer(serializer)
         self._unix_file = unix_file
-        #: The last error recvfrom() raised for a peer's datagram (or a socket
-        #: error), and the peer if known: a datagram server restarts its handler
-        #: on it (see server.py).
-        self._peer_error: Optional[Tuple[Exception, Any]] = None
+        self.last_receive_error: Optional[BaseException] = None
+
+    @property
+    def codec(self) -> Codec:
+        """The codec of every datagram."""
+        return self._core.codec
+
+    @property
+    def serializer(self) -> Optional[Serializer]:
+        """The serializer in use, or None; may be replaced at any time."""
+        return self._core.serializer
+
+    @serializer.setter
+    def serializer(self, serializer: Optional[Serializer]) -> None:
+        self._core.serializer = check_serializer(serializer)
+
+    @property
+    def max_datagram_size(self) -> int:
+        """The largest datagram sent or accepted."""
+        return self._core.max_datagram_size
+
+    @property
+    def core(self) -> DatagramCore:
+        """The sans-IO datagram core (documented internal: counters, queue state)."""
+        return self._core
 
     # -- sending --------------------------------------------------------------
-
-    def _frame(self, payload: Any, prefix: Optional[bytes]) -> bytes:
-        return encode_datagram(self.codec, self.serializer, payload, prefix, self.max_datagram_size)
 
     async def _sendto(self, datagrams: Iterable[bytes], address: Any) -> None:
         flow = self._protocol.flow
@@ -227,12 +243,11 @@ class DatagramEndpoint:
         if flow.paused:
             await flow.wait()
 
-    async def send(self, payload: Any, *, prefix: Optional[bytes] = None) -> None:
+    async def send(self, payload: Any, *, prefix: Optional[Buffer] = None) -> None:
         """Send one frame, as one datagram, to the connected peer.
 
         ``prefix``: the bytes before the length field, for a codec with
-        ``length_offset`` (passed on as ``codec.encode(..., prefix=prefix)``;
-        ``None`` calls the codec without it).
+        ``length_offset`` (``None`` calls the codec without it).
 
         Raises:
             FrameTooLarge: the frame does not fit one datagram.
@@ -240,9 +255,9 @@ class DatagramEndpoint:
             ConnectionClosed: the endpoint was closed.
             SerializationError: the serializer failed.
         """
-        await self._sendto((self._frame(payload, prefix),), None)
+        await self._sendto((self._core.encode(payload, prefix),), None)
 
-    async def sendto(self, payload: Any, address: Any, *, prefix: Optional[bytes] = None) -> None:
+    async def sendto(self, payload: Any, address: Any, *, prefix: Optional[Buffer] = None) -> None:
         """Send one frame, as one datagram, to ``address``.
 
         Args:
@@ -254,10 +269,10 @@ class DatagramEndpoint:
         Raises:
             As :meth:`send`.
         """
-        await self._sendto((self._frame(payload, prefix),), address)
+        await self._sendto((self._core.encode(payload, prefix),), address)
 
     async def send_many(
-        self, payloads: Iterable[Any], address: Any = None, *, prefix: Optional[bytes] = None
+        self, payloads: Iterable[Any], address: Any = None, *, prefix: Optional[Buffer] = None
     ) -> None:
         """Send frames packed into as few datagrams as ``max_datagram_size`` allows.
 
@@ -269,13 +284,12 @@ class DatagramEndpoint:
         Raises:
             As :meth:`send`; nothing is sent if any frame does not fit a datagram.
         """
-        frames = [self._frame(p, prefix) for p in payloads]
-        await self._sendto(pack_datagrams(frames, self.max_datagram_size), address)
+        await self._sendto(self._core.encode_many(payloads, prefix), address)
 
     # -- receiving ------------------------------------------------------------
 
     async def recvfrom(self) -> Tuple[Any, Any]:
-        """Return the next frame and its sender's address.
+        """Return the next message and its sender's address.
 
         Raises:
             CorruptedFrame: a malformed datagram (``.address`` is its sender);
@@ -286,37 +300,32 @@ class DatagramEndpoint:
             SerializationError: the frame did not deserialize.
             RuntimeError: another coroutine is already waiting.
         """
+        core = self._core
+        protocol = self._protocol
+        while not core.ready:
+            if protocol.ended:
+                raise ConnectionClosed("the datagram endpoint was closed")
+            await protocol.waiter.wait()
         try:
-            frame, address = await self._protocol.inbox.get()
-        except FramingError as exc:
-            self._peer_error = (exc, exc.address)
+            return core.next_message()
+        except (FramingError, SerializationError, OSError) as exc:
+            self.last_receive_error = exc
             raise
-        except OSError as exc:
-            if not isinstance(exc, ConnectionClosed):
-                self._peer_error = (exc, self.remote_address)
-            raise
-        if self.serializer is not None:
-            try:
-                frame = serializers.loads(self.serializer, frame)
-            except SerializationError as exc:
-                self._peer_error = (exc, address)
-                raise
-        return frame, address
 
     async def recv(self) -> Any:
-        """Return the next frame, from whichever sender.
+        """Return the next message, from whichever sender.
 
         Raises:
             As :meth:`recvfrom`.
         """
-        frame, _ = await self.recvfrom()
-        return frame
+        message, _ = await self.recvfrom()
+        return message
 
     def __aiter__(self) -> DatagramEndpoint:
         return self
 
     async def __anext__(self) -> Any:
-        """The next frame (as :meth:`recv`), until the endpoint is closed."""
+        """The next message (as :meth:`recv`), until the endpoint is closed."""
         try:
             return await self.recv()
         except ConnectionClosed:
@@ -325,13 +334,12 @@ class DatagramEndpoint:
     @property
     def dropped(self) -> int:
         """Datagrams dropped because too many frames waited unread."""
-        return self._protocol.dropped
+        return self._core.dropped
 
     @property
     def queued_frames(self) -> int:
         """Decoded frames waiting for ``recv()``."""
-        inbox = self._protocol.inbox
-        return len(inbox.items) - inbox.errors
+        return self._core.queued_frames
 
     # -- addresses ------------------------------------------------------------
 
@@ -358,8 +366,9 @@ class DatagramEndpoint:
 
     def _close(self, *, abort: bool) -> None:
         protocol = self._protocol
-        protocol.inbox.clear()
-        protocol.inbox.end(ConnectionClosed, "the datagram endpoint was closed")
+        protocol.ended = True
+        self._core.clear()
+        protocol.waiter.wake()
         protocol.flow.fail(None, "the datagram endpoint was closed")
         if abort:
             self.transport.abort()
@@ -393,6 +402,10 @@ class DatagramEndpoint:
             self.transport.abort()
             raise
 
+    async def wait_closed(self) -> None:
+        """Wait until the endpoint is gone."""
+        await asyncio.shield(self._protocol.lost)
+
     async def __aenter__(self) -> DatagramEndpoint:
         return self
 
@@ -402,11 +415,6 @@ class DatagramEndpoint:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<framekit.asyncio.DatagramEndpoint {state} local={self.local_address!r}>"
-
-
-def _sender(sockaddr: Any) -> str:
-    """The sender of a datagram, named for a message (an IP tuple is UDP)."""
-    return peer_name("udp" if isinstance(sockaddr, tuple) else "unixgram", sockaddr)
 
 
 def _datagram_address(address: Optional[AddressLike], role: str) -> Optional[Address]:
@@ -459,21 +467,22 @@ async def open_datagram(
         raise ValueError(f"local and remote differ in kind: {loc.url()} and {rem.url()}")
     codec = make_codec(codec)
     check_serializer(serializer)
-    check_limits(max_queued_frames, max_queued_bytes)
+    check_queue_bounds(max_queued_frames, max_queued_bytes)
     first = loc if loc is not None else rem
     assert first is not None
-    if max_datagram_size is None:
-        max_datagram_size = (
-            DEFAULT_MAX_UNIX_DATAGRAM_SIZE if first.is_unix else DEFAULT_MAX_DATAGRAM_SIZE
-        )
-    elif isinstance(max_datagram_size, bool) or max_datagram_size < 1:
-        raise ValueError(f"max_datagram_size must be a positive int, got {max_datagram_size!r}")
+    size = check_max_datagram_size(max_datagram_size)
+    if size is None:
+        size = DEFAULT_MAX_UNIX_DATAGRAM_SIZE if first.is_unix else DEFAULT_MAX_DATAGRAM_SIZE
     loop = asyncio.get_running_loop()
-    size = max_datagram_size
+    scheme = first.scheme
 
     def factory() -> DatagramProtocol:
         return DatagramProtocol(
-            codec, size, max_queued_frames=max_queued_frames, max_queued_bytes=max_queued_bytes
+            codec,
+            size,
+            max_queued_frames=max_queued_frames,
+            max_queued_bytes=max_queued_bytes,
+            scheme=scheme,
         )
 
     unix_file: Optional[UnixFile] = None

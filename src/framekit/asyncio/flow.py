@@ -1,7 +1,15 @@
-"""Send-side flow control shared by stream and datagram protocols.
+"""Flow control shared by stream and datagram protocols: the send side, and the one reader.
 
 Design notes
 ------------
+**Receiving** needs only a way to sleep until the protocol has something:
+:class:`ReadWaiter` holds at most one future, for the one coroutine that
+waits in ``recv()``, woken by the protocol callbacks.  The future is the only
+thing a cancelled ``recv()`` loses: messages stay in the connection core, so
+cancelling a waiting ``recv()`` cannot drop one.  A deadline (the core's
+timeouts) wakes it with a timer.
+
+**Sending.**
 asyncio transports buffer what the kernel does not take at once and call the
 protocol's ``pause_writing()`` when that buffer goes above its high-water mark,
 ``resume_writing()`` when it drains below the low-water mark.  ``send()`` writes
@@ -22,7 +30,40 @@ from typing import List, Optional
 
 from ..errors import ConnectionClosed
 
-__all__ = ["WriteFlow"]
+__all__ = ["ReadWaiter", "WriteFlow"]
+
+
+class ReadWaiter:
+    """The one coroutine waiting for input, and how to wake it."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self) -> None:
+        self._future: Optional[asyncio.Future[None]] = None
+
+    def wake(self) -> None:
+        """Input (or an end) arrived: let the waiting coroutine look."""
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    async def wait(self, timeout: Optional[float] = None) -> None:
+        """Wait until :meth:`wake` (or ``timeout`` seconds, if given).
+
+        Raises:
+            RuntimeError: another coroutine is already waiting.
+        """
+        if self._future is not None:
+            raise RuntimeError("another coroutine is already waiting for the next message")
+        loop = asyncio.get_running_loop()
+        future = self._future = loop.create_future()
+        timer = None if timeout is None else loop.call_later(max(timeout, 0.0), self.wake)
+        try:
+            await future
+        finally:
+            self._future = None
+            if timer is not None:
+                timer.cancel()
 
 
 class WriteFlow:

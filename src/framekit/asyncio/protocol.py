@@ -1,68 +1,72 @@
-"""The stream protocol: bytes from the kernel straight into the decoder's buffer.
+"""The stream protocol: bytes from the kernel straight into the connection core.
 
 Design notes
 ------------
-:class:`FramedProtocol` is an ``asyncio.BufferedProtocol``.  Its
-``get_buffer(sizehint)`` returns the decoder's ``get_buffer(sizehint)``, so the
-transport's ``recv_into`` writes into the decoder's own buffer, and its
-``buffer_updated(nbytes)`` is the decoder's: no intermediate ``bytes`` object,
-no second copy.  Decoded frames go to an :class:`~.inbox.Inbox`, which
-``Connection.recv()`` pops without suspending while it is not empty.
+:class:`FramedProtocol` is an ``asyncio.BufferedProtocol`` that drives a
+:class:`~framekit.core.StreamCore`: its ``get_buffer(sizehint)`` is the
+core's (the decoder's own buffer, so the transport's ``recv_into`` writes
+where the frames are cut, with no intermediate ``bytes`` object), its
+``buffer_updated``, ``eof_received`` and ``connection_lost`` tell the core
+what happened and wake the one coroutine waiting in ``recv()``.  All framing
+rules (the order of frames and errors, draining after an error, a decoder
+that refuses input, end of stream) are the core's.
 
-Errors.  A ``FramingError`` carries the frames decoded before the bad bytes:
-they are queued first, then the error, and the error's own ``.frames`` is
-emptied (the transport delivers them; a caller handling the error must not
-deliver them twice).  Then, if the decoder still holds bytes, ``feed(b"")``
-decodes the frames buffered behind the bad one.  A decoder may refuse all input
-after ``CorruptedFrame`` (a corrupted length field leaves no trustworthy frame
-boundary); we detect that generically: a decode call that raises without
-consuming anything means the decoder is stuck.  Then reading stops for good and
-every later ``recv()`` raises the decoder's own ``CorruptedFrame``; the
-transport stays open so the application can still send an error reply, and
-closes it when done.
+``eof_received`` returns True for plain streams so the write side stays open
+(half-close: a peer may ``write_eof()`` and still read the reply); TLS cannot
+half-close, so it returns False there.
 
-EOF.  ``eof_received`` asks the decoder: a clean end queues nothing and
-``recv()`` raises ``ConnectionClosed`` once the queue is empty; a cut-off frame
-queues ``IncompleteFrame`` first.  ``eof_received`` returns True for plain
-streams so the write side stays open (half-close: a peer may ``write_eof()`` and
-still read the reply); TLS cannot half-close, so it returns False there.  A
-connection lost with an error (a reset) queues that error once.
-
-Backpressure.  When more frames or bytes wait unread than the bounds allow,
-``transport.pause_reading()`` stops reading; the kernel buffers fill and TCP
-flow control slows the sender.  ``recv()`` calls ``resume_reading()`` when the
-queue drains below half.  Memory is bounded by the limits plus one read (one
-``get_buffer`` view, or one frame up to the codec's ``max_frame_size``).
+Backpressure.  When more messages or bytes wait unread than the bounds allow
+(:attr:`StreamCore.over_limit`), ``transport.pause_reading()`` stops reading;
+the kernel buffers fill and TCP flow control slows the sender.  The
+connection resumes reading once at most half of each bound is in use, and
+always before it waits for input.  Memory is bounded by the limits plus one
+read.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, List, Optional, cast
+from typing import Callable, Optional, cast
 
 from ..codecs.interface import Codec
-from ..errors import ConnectionClosed, CorruptedFrame, FramingError
-from .flow import WriteFlow
-from .inbox import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FRAMES, Inbox, check_limits
+from ..core.options import (
+    DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_QUEUED_FRAMES,
+    check_queue_bounds,
+    check_serializer,
+    check_timeout,
+    make_codec,
+)
+from ..core.stream import StreamCore
+from ..serializers import Serializer
+from .flow import ReadWaiter, WriteFlow
 
-__all__ = ["READ_SIZE", "FramedProtocol"]
-
-#: The least room asked of the decoder for each read.
-READ_SIZE = 256 * 1024
+__all__ = ["FramedProtocol"]
 
 
 class FramedProtocol(asyncio.BufferedProtocol):
-    """Decodes a stream into frames; used by :class:`~framekit.asyncio.Connection`.
+    """Feeds a stream's bytes to its connection core; used by :class:`~framekit.asyncio.Connection`.
 
     Args:
-        codec: the framing (any :class:`framekit.codecs.interface.Codec`).
-        max_queued_frames: pause reading above this many unread frames.
-        max_queued_bytes: pause reading above this many bytes of unread frames.
+        codec: the framing (any :class:`framekit.Codec`).
+        max_queued_frames: pause reading above this many unread messages.
+        max_queued_bytes: pause reading above this many unread bytes.
         on_connection_made: called with the protocol once the transport is
             ready (after the TLS handshake); servers start handlers from it.
+        serializer: messages go through it (see :class:`~framekit.core.StreamCore`).
+        idle_timeout: seconds without input before ``recv()`` times out.
+        frame_timeout: seconds a begun frame may take to complete.
+
+    Attributes:
+        core: the :class:`~framekit.core.StreamCore`.
+        transport: the transport, once connected.
+        waiter: wakes the coroutine waiting for input.
+        flow: the write side's pause state.
+        lost: completed by ``connection_lost``.
+        paused: reading is paused for backpressure.
 
     Raises:
-        ValueError: a bound is not a positive int.
+        TypeError, ValueError: a bound is not a positive int.
     """
 
     def __init__(
@@ -72,22 +76,34 @@ class FramedProtocol(asyncio.BufferedProtocol):
         max_queued_frames: int = DEFAULT_MAX_QUEUED_FRAMES,
         max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
         on_connection_made: Optional[Callable[[FramedProtocol], None]] = None,
+        serializer: Optional[Serializer] = None,
+        idle_timeout: Optional[float] = None,
+        frame_timeout: Optional[float] = None,
     ) -> None:
-        check_limits(max_queued_frames, max_queued_bytes)
-        self.codec = codec
-        self.inbox = Inbox(max_queued_frames, max_queued_bytes)
-        self.inbox.pause = self._pause_reading
-        self.inbox.resume = self._resume_reading
+        check_queue_bounds(max_queued_frames, max_queued_bytes)
+        loop = asyncio.get_running_loop()
+        self.core = StreamCore(
+            make_codec(codec),
+            check_serializer(serializer),
+            max_queued_frames=max_queued_frames,
+            max_queued_bytes=max_queued_bytes,
+            idle_timeout=check_timeout("idle_timeout", idle_timeout),
+            frame_timeout=check_timeout("frame_timeout", frame_timeout),
+            clock=loop.time,
+        )
+        self.waiter = ReadWaiter()
         self.flow = WriteFlow()
         self.transport: Optional[asyncio.Transport] = None
-        #: Completed by ``connection_lost``.
-        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._decoder = codec.decoder()
+        self.lost: asyncio.Future[None] = loop.create_future()
+        self.paused = False
         self._on_connection_made = on_connection_made
         self._tls = False
-        self._eof = False  # the peer finished sending
-        self._stuck = False  # the decoder refuses input: reading stays paused
         self._closing = False  # closed locally
+
+    @property
+    def codec(self) -> Codec:
+        """The codec in use."""
+        return self.core.codec
 
     # -- asyncio callbacks ----------------------------------------------------
 
@@ -98,37 +114,24 @@ class FramedProtocol(asyncio.BufferedProtocol):
             self._on_connection_made(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        # Each read costs a loop iteration, so ask for big reads (the selector
-        # loop passes -1): measured, 64 KiB frames went from ~0.4x to ~0.95x
-        # of raw recv_into throughput.
-        return self._decoder.get_buffer(max(sizehint, READ_SIZE))
+        return self.core.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
-        try:
-            frames = self._decoder.buffer_updated(nbytes)
-        except FramingError as exc:
-            self._decoding_failed(exc)
-            return
-        if frames:
-            self.inbox.put(frames, sum(map(len, frames)))
+        core = self.core
+        core.buffer_updated(nbytes)
+        if not self.paused and core.over_limit:
+            self.pause_reading()
+        self.waiter.wake()
 
     def eof_received(self) -> bool:
-        self._eof = True
-        if not self._stuck:
-            try:
-                self._decoder.eof()
-            except FramingError as exc:
-                self._queue_error(exc)
-        self.inbox.end(ConnectionClosed, "the peer closed the connection")
+        self.core.receive_eof()
+        self.waiter.wake()
         return not self._tls
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
-        if not (self._eof or self._closing or self._stuck):
-            if exc is None:
-                self.eof_received()
-            else:
-                self.inbox.put_error(exc)
-        self.inbox.end(ConnectionClosed, "the connection was lost")
+        if not self._closing:
+            self.core.connection_lost(exc)
+        self.waiter.wake()
         self.flow.fail(exc)
         if not self.lost.done():
             self.lost.set_result(None)
@@ -139,17 +142,33 @@ class FramedProtocol(asyncio.BufferedProtocol):
     def resume_writing(self) -> None:
         self.flow.resume()
 
+    # -- reading flow ---------------------------------------------------------
+
+    def pause_reading(self) -> None:
+        """Stop reading (too much waits unread)."""
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            self.paused = True
+            transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read again."""
+        transport = self.transport
+        self.paused = False
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
+
     # -- local close ----------------------------------------------------------
 
     def close(self, *, abort: bool = False) -> None:
         """Close the transport (``abort``: at once, dropping unsent data).
 
-        Unread frames are dropped; pending and later ``recv()`` calls raise
+        Unread messages are dropped; pending and later ``recv()`` calls raise
         ``ConnectionClosed``, and so do later sends.
         """
         self._closing = True
-        self.inbox.clear()
-        self.inbox.end(ConnectionClosed, "the connection was closed")
+        self.core.discard_received()
+        self.waiter.wake()
         self.flow.fail(None, "the connection was closed")
         if self.transport is not None:
             if abort:
@@ -157,43 +176,7 @@ class FramedProtocol(asyncio.BufferedProtocol):
             else:
                 self.transport.close()
 
-    # -- decoding errors and backpressure --------------------------------------
-
-    def _queue_error(self, exc: FramingError) -> None:
-        frames: List[Any] = exc.frames
-        if frames:
-            exc.frames = []
-            self.inbox.put(frames, sum(map(len, frames)))
-        self.inbox.put_error(exc)
-
-    def _decoding_failed(self, exc: FramingError) -> None:
-        decoder = self._decoder
-        while True:
-            self._queue_error(exc)
-            pending = decoder.pending
-            if pending == 0 and not isinstance(exc, CorruptedFrame):
-                return
-            try:
-                frames = decoder.feed(b"")
-            except FramingError as again:
-                if again.frames or decoder.pending < pending:
-                    exc = again
-                    continue
-                # Raised without consuming anything: the decoder is stuck.
-                self._stuck = True
-                self.inbox.end(type(again), str(again))
-                self._pause_reading()
-                return
-            if frames:
-                self.inbox.put(frames, sum(map(len, frames)))
-            return
-
-    def _pause_reading(self) -> None:
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        transport = self.transport
-        if transport is not None and not self._stuck and not transport.is_closing():
-            transport.resume_reading()
+    @property
+    def closing(self) -> bool:
+        """Whether it was closed locally."""
+        return self._closing

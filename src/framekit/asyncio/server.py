@@ -66,12 +66,24 @@ from .._sockets import (
 )
 from ..addresses import Address, AddressLike, address_from_sockaddr, parse_address
 from ..codecs.interface import Codec
-from ..core.options import check_serializer, make_codec
+from ..core.options import (
+    CLOSE_TIMEOUT,
+    DEFAULT_BACKLOG,
+    DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_QUEUED_FRAMES,
+    FRAME_TIMEOUT,
+    HANDSHAKE_TIMEOUT,
+    check_max_connections,
+    check_max_datagram_size,
+    check_queue_bounds,
+    check_serializer,
+    check_timeout,
+    make_codec,
+)
 from ..errors import ConnectionClosed, FramingError
 from ..serializers import Serializer
-from .connection import CLOSE_TIMEOUT, Connection
+from .connection import Connection
 from .datagram import DatagramEndpoint, open_datagram
-from .inbox import DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FRAMES, check_limits
 from .protocol import FramedProtocol
 
 __all__ = ["Handler", "Server", "serve"]
@@ -103,8 +115,14 @@ class Server:
         max_connections: Optional[int],
         max_queued_frames: int,
         max_queued_bytes: int,
+        handshake_timeout: Optional[float] = HANDSHAKE_TIMEOUT,
+        idle_timeout: Optional[float] = None,
+        frame_timeout: Optional[float] = FRAME_TIMEOUT,
     ) -> None:
         self._requested = address
+        self._handshake_timeout = handshake_timeout
+        self._idle_timeout = idle_timeout
+        self._frame_timeout = frame_timeout
         self._handler = handler
         self._codec = codec
         self._serializer = serializer
@@ -132,17 +150,24 @@ class Server:
             max_queued_frames=self._max_queued_frames,
             max_queued_bytes=self._max_queued_bytes,
             on_connection_made=self._connection_made,
+            idle_timeout=self._idle_timeout,
+            frame_timeout=self._frame_timeout,
         )
 
     async def _start(
         self, ssl: Optional[_ssl.SSLContext], unix_mode: Optional[int], backlog: int
     ) -> None:
         addr = self._requested
+        handshake = None if ssl is None else self._handshake_timeout
         if addr.is_unix:
             sock, self._unix_file = bind_unix(addr, unix_mode)
             try:
                 self._server = await self._loop.create_unix_server(
-                    self._protocol_factory, sock=sock, ssl=ssl, backlog=backlog
+                    self._protocol_factory,
+                    sock=sock,
+                    ssl=ssl,
+                    backlog=backlog,
+                    ssl_handshake_timeout=handshake,
                 )
             except BaseException:
                 sock.close()
@@ -159,7 +184,12 @@ class Server:
                 )
                 host = str(infos[0][4][0])
             self._server = await self._loop.create_server(
-                self._protocol_factory, host, port, ssl=ssl, backlog=backlog
+                self._protocol_factory,
+                host,
+                port,
+                ssl=ssl,
+                backlog=backlog,
+                ssl_handshake_timeout=handshake,
             )
         bound = address_from_sockaddr(addr.scheme, self._server.sockets[0].getsockname())
         if addr.is_tls and addr.family == socket.AF_UNSPEC:
@@ -214,6 +244,8 @@ class Server:
             )
         except (ConnectionError, _ssl.SSLError) as exc:
             logger.warning("%s: %s lost: %s: %s", self._address, name, type(exc).__name__, exc)
+        except TimeoutError as exc:
+            logger.warning("%s: closing %s: %s", self._address, name, exc)
         except Exception:
             logger.exception("%s: handler failed on %s; closing it", self._address, name)
         finally:
@@ -231,11 +263,10 @@ class Server:
                 await self._handler(endpoint)
                 return
             except Exception as exc:
-                record = endpoint._peer_error
-                if record is None or record[0] is not exc or self._closed.done() or endpoint.closed:
+                if exc is not endpoint.last_receive_error or self._closed.done() or endpoint.closed:
                     raise
-                endpoint._peer_error = None  # the same error never restarts twice
-                sender = record[1]
+                endpoint.last_receive_error = None  # the same error never restarts twice
+                sender = getattr(exc, "address", None)
                 logger.warning(
                     "%s: %s: %s: %s; handler restarted",
                     self._address,
@@ -275,10 +306,7 @@ class Server:
             self._unix_file.remove()
         self._closing_peers = list(self._tasks)
         for peer, task in list(self._tasks.items()):
-            if isinstance(peer, Connection):
-                peer._protocol.close()
-            else:
-                peer._close(abort=False)
+            peer.transport.close()
             task.cancel()
 
     async def wait_closed(self) -> None:
@@ -289,9 +317,8 @@ class Server:
         # Each task closed its peer (aborting after the close timeout, or when
         # cancelled); a task cancelled before it ran never did: abort what is left.
         for peer in self._closing_peers:
-            if not peer._protocol.lost.done():
-                peer.abort()
-            await asyncio.shield(peer._protocol.lost)
+            peer.abort()  # a no-op for one already gone
+            await peer.wait_closed()
         if self._server is not None:
             await self._server.wait_closed()
         if self._endpoint is not None:
@@ -332,7 +359,10 @@ async def serve(
     max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
     max_datagram_size: Optional[int] = None,
     unix_mode: Optional[int] = DEFAULT_UNIX_MODE,
-    backlog: int = 100,
+    backlog: int = DEFAULT_BACKLOG,
+    handshake_timeout: Optional[float] = HANDSHAKE_TIMEOUT,
+    idle_timeout: Optional[float] = None,
+    frame_timeout: Optional[float] = FRAME_TIMEOUT,
 ) -> Server:
     """Bind ``address`` and serve: ``await handler(conn)`` runs once per connection.
 
@@ -358,6 +388,13 @@ async def serve(
             :func:`~framekit.asyncio.open_datagram`).
         unix_mode: permissions of the Unix socket file (None: the umask's).
         backlog: the listen backlog.
+        handshake_timeout: seconds a TLS client has to finish its handshake.
+        idle_timeout: seconds a connection may send nothing while its handler
+            waits for input; then ``recv()`` raises ``TimeoutError`` and (unless
+            the handler catches it) the connection is closed.  None: no limit
+            (connections may be idle by design).
+        frame_timeout: seconds a frame begun may take to arrive whole (the
+            slow-trickle defence); then as for ``idle_timeout``.  None: no limit.
 
     Returns:
         The :class:`Server`, already serving.
@@ -376,13 +413,16 @@ async def serve(
         raise TypeError(f"handler must be an async function, not {type(handler).__name__}")
     codec = make_codec(codec)
     check_serializer(serializer)
-    check_limits(max_queued_frames, max_queued_bytes)
-    if max_connections is not None and (
-        isinstance(max_connections, bool)
-        or not isinstance(max_connections, int)
-        or max_connections < 1
-    ):
-        raise ValueError(f"max_connections must be a positive int or None, not {max_connections!r}")
+    check_queue_bounds(max_queued_frames, max_queued_bytes)
+    max_connections = check_max_connections(max_connections)
+    check_max_datagram_size(max_datagram_size)
+    if max_connections is not None and addr.is_datagram:
+        raise ValueError(f"max_connections is for stream servers, not {addr.url()}")
+    if max_datagram_size is not None and not addr.is_datagram:
+        raise ValueError(f"max_datagram_size is for udp:// and unixgram://, not {addr.url()}")
+    handshake_timeout = check_timeout("handshake_timeout", handshake_timeout)
+    idle_timeout = check_timeout("idle_timeout", idle_timeout)
+    frame_timeout = check_timeout("frame_timeout", frame_timeout)
     context = tls_context(addr, ssl, server_side=True)
     server = Server(
         addr,
@@ -392,6 +432,9 @@ async def serve(
         max_connections=max_connections,
         max_queued_frames=max_queued_frames,
         max_queued_bytes=max_queued_bytes,
+        handshake_timeout=handshake_timeout,
+        idle_timeout=idle_timeout,
+        frame_timeout=frame_timeout,
     )
     if addr.is_datagram:
         endpoint = await open_datagram(
@@ -405,7 +448,5 @@ async def serve(
         )
         server._start_datagram(endpoint)
     else:
-        if max_datagram_size is not None:
-            raise ValueError(f"max_datagram_size is only for datagram addresses, not {addr.url()}")
         await server._start(context, unix_mode, backlog)
     return server

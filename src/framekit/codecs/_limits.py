@@ -203,3 +203,11 @@ def encode_range_error(value: int, length_size: int, varint_max_bytes: int) -> V
 
 def prefix_error(got: int, want: int) -> ValueError:
     return ValueError(f"prefix must be exactly length_offset={want} bytes, got {got}")
+
+
+def no_prefix_error(codec: object) -> ValueError:
+    """A ``prefix=`` given to a framing that has no length field to put it before."""
+    return ValueError(
+        f"{codec!r} has no length field to put a prefix before; "
+        "make those bytes part of the payload"
+    )

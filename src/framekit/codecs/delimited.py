@@ -110,20 +110,24 @@ class Delimited(CodecBase):
             )
         return data
 
-    def encode(self, payload: Buffer) -> bytes:
+    def encode(self, payload: Buffer, *, prefix: Buffer = b"") -> bytes:
         """Return ``payload`` followed by the delimiter.
 
         Raises:
             ValueError: ``payload`` contains the delimiter.
         """
+        if prefix:
+            raise _limits.no_prefix_error(self)
         return b"".join((self._check(payload), self._delimiter))
 
-    def encode_many(self, payloads: Iterable[Buffer]) -> bytes:
+    def encode_many(self, payloads: Iterable[Buffer], *, prefix: Buffer = b"") -> bytes:
         """Return the frames of all ``payloads`` in one buffer, for one ``sendall``.
 
         Raises:
             ValueError: a payload contains the delimiter.
         """
+        if prefix:
+            raise _limits.no_prefix_error(self)
         check = self._check
         parts = [check(p) for p in payloads]
         if not parts:
@@ -131,12 +135,14 @@ class Delimited(CodecBase):
         parts.append(b"")
         return self._delimiter.join(parts)
 
-    def encode_parts(self, payload: Buffer) -> Tuple[Buffer, bytes]:
+    def encode_parts(self, payload: Buffer, *, prefix: Buffer = b"") -> Tuple[Buffer, bytes]:
         """Return ``(payload, delimiter)`` for a vectored send that never copies the payload.
 
         Raises:
             ValueError: ``payload`` contains the delimiter.
         """
+        if prefix:
+            raise _limits.no_prefix_error(self)
         self._check(payload)
         return payload, self._delimiter
 

@@ -59,11 +59,11 @@ also accepts ``max_frames`` in ``feed`` and ``buffer_updated``::
   rest of an oversized frame, or broken, since before its most recent call.
   Afterwards every call but ``pending`` raises ``ValueError``.
 
-The connection core decodes a batch only when the previous one was used up
-(``max_frames=0`` takes the bytes of a read that arrives before that), so the
-frames not yet handed to the caller all come from the decoder's most recent
-call, and ``detach(len(those frames))`` gives the new codec exactly the
-stream after the last frame the caller got.
+The connection core calls a decoder again only once every frame of its
+previous call was handed to the caller (bytes that arrive earlier wait in the
+core), so the frames not yet handed out all come from the decoder's most
+recent call, and ``detach(len(those frames))`` gives the new codec exactly
+the stream after the last frame the caller got.
 
 **Streaming** (``conn.recv_stream()``: a frame too large to hold, read in
 pieces)::
@@ -151,21 +151,29 @@ class Decoder(Protocol):
 
 @runtime_checkable
 class Codec(Protocol):
-    """A framing: a factory of decoders and an encoder."""
+    """A framing: a factory of decoders and an encoder.
+
+    ``prefix`` is the bytes that go before the length field, for framings
+    that have a place for them (``LengthPrefixed`` with a ``length_offset``:
+    the type byte of the Postgres, MQTT and gRPC presets).  The transports
+    pass it on only when the caller gave one, so a codec whose encoding
+    methods take no ``prefix`` works everywhere else; one that has no place
+    for it refuses a non-empty prefix with ``ValueError``.
+    """
 
     def decoder(self) -> Decoder:
         """Return a new decoder for one stream."""
         ...
 
-    def encode(self, payload: Buffer) -> bytes:
+    def encode(self, payload: Buffer, *, prefix: Buffer = b"") -> bytes:
         """Return one whole frame carrying ``payload``."""
         ...
 
-    def encode_many(self, payloads: Iterable[Buffer]) -> bytes:
+    def encode_many(self, payloads: Iterable[Buffer], *, prefix: Buffer = b"") -> bytes:
         """Return the frames of all ``payloads`` in one buffer."""
         ...
 
-    def encode_parts(self, payload: Buffer) -> Sequence[Buffer]:
+    def encode_parts(self, payload: Buffer, *, prefix: Buffer = b"") -> Sequence[Buffer]:
         """Return buffers whose concatenation is the frame, for ``sendmsg``."""
         ...
 
@@ -181,29 +189,34 @@ class CodecBase:
         """Return a new decoder for one stream."""
         raise NotImplementedError
 
-    def encode(self, payload: Buffer) -> bytes:
+    def encode(self, payload: Buffer, *, prefix: Buffer = b"") -> bytes:
         """Return one whole frame carrying ``payload``.
 
         Raises:
-            ValueError: ``payload`` cannot be framed (too large, or it holds a
-                delimiter).
+            ValueError: ``payload`` cannot be framed (it holds a delimiter), or
+                a non-empty ``prefix`` for a framing with no place for it.
+            FrameTooLarge: the frame is above the codec's maximum.
         """
         raise NotImplementedError
 
-    def encode_many(self, payloads: Iterable[Buffer]) -> bytes:
+    def encode_many(self, payloads: Iterable[Buffer], *, prefix: Buffer = b"") -> bytes:
         """Return the frames of all ``payloads`` in one buffer, for one ``sendall``.
 
         Raises:
-            ValueError: as :meth:`encode`.
+            ValueError, FrameTooLarge: as :meth:`encode`.
         """
+        if prefix:
+            return b"".join([self.encode(p, prefix=prefix) for p in payloads])
         return b"".join([self.encode(p) for p in payloads])
 
-    def encode_parts(self, payload: Buffer) -> Sequence[Buffer]:
+    def encode_parts(self, payload: Buffer, *, prefix: Buffer = b"") -> Sequence[Buffer]:
         """Return buffers whose concatenation is the frame (here: just the frame).
 
         Raises:
-            ValueError: as :meth:`encode`.
+            ValueError, FrameTooLarge: as :meth:`encode`.
         """
+        if prefix:
+            return (self.encode(payload, prefix=prefix),)
         return (self.encode(payload),)
 
 

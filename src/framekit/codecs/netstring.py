@@ -86,12 +86,16 @@ class Netstring(CodecBase):
         """Return the length prefix (``b"<size>:"``) of a payload of that size."""
         return b"%d:" % payload_size
 
-    def encode(self, payload: Buffer) -> bytes:
+    def encode(self, payload: Buffer, *, prefix: Buffer = b"") -> bytes:
         """Return ``b"<len>:<payload>,"``."""
+        if prefix:
+            raise _limits.no_prefix_error(self)
         return b"".join((b"%d:" % _nbytes(payload), payload, b","))
 
-    def encode_many(self, payloads: Iterable[Buffer]) -> bytes:
+    def encode_many(self, payloads: Iterable[Buffer], *, prefix: Buffer = b"") -> bytes:
         """Return the netstrings of all ``payloads`` in one buffer, for one ``sendall``."""
+        if prefix:
+            raise _limits.no_prefix_error(self)
         parts: List[Buffer] = []
         for payload in payloads:
             parts.append(b"%d:" % _nbytes(payload))
@@ -99,8 +103,10 @@ class Netstring(CodecBase):
             parts.append(b",")
         return b"".join(parts)
 
-    def encode_parts(self, payload: Buffer) -> Tuple[bytes, Buffer, bytes]:
+    def encode_parts(self, payload: Buffer, *, prefix: Buffer = b"") -> Tuple[bytes, Buffer, bytes]:
         """Return ``(prefix, payload, b",")`` for a vectored send that never copies the payload."""
+        if prefix:
+            raise _limits.no_prefix_error(self)
         return b"%d:" % _nbytes(payload), payload, b","
 
     def decoder(self) -> NetstringDecoder:

@@ -29,9 +29,15 @@ from __future__ import annotations
 import ssl as _ssl
 from typing import Optional, Union
 
-from .._sockets import connect_socket, tls_context
+from .._sockets import connect_error, connect_socket, tls_context
 from ..addresses import AddressLike, parse_address
 from ..codecs.interface import Codec
+from ..core.options import (
+    check_max_datagram_size,
+    check_serializer,
+    check_timeout,
+    make_codec,
+)
 from ..serializers import Serializer
 from .connection import FramedSocket
 from .datagram import DatagramSocket
@@ -48,6 +54,8 @@ def connect(
     serializer: Optional[Serializer] = None,
     server_hostname: Optional[str] = None,
     max_datagram_size: Optional[int] = None,
+    idle_timeout: Optional[float] = None,
+    frame_timeout: Optional[float] = None,
 ) -> Union[FramedSocket, DatagramSocket]:
     """Connect to ``address`` and return a framed connection.
 
@@ -67,6 +75,10 @@ def connect(
             the address's host (required for TLS over a Unix socket).
         max_datagram_size: for ``udp://``/``unixgram://`` only: the largest
             datagram sent or accepted.
+        idle_timeout: stream addresses: ``recv()`` raises ``TimeoutError``
+            when nothing arrives for that many seconds (None: never).
+        frame_timeout: stream addresses: ``recv()`` raises ``TimeoutError``
+            when a frame begun that many seconds ago is still incomplete.
 
     Returns:
         A :class:`FramedSocket` for stream addresses, a
@@ -83,8 +95,17 @@ def connect(
     module notes.
     """
     addr = parse_address(address)
+    codec = make_codec(codec)
+    check_serializer(serializer)
+    check_max_datagram_size(max_datagram_size)
+    idle_timeout = check_timeout("idle_timeout", idle_timeout)
+    frame_timeout = check_timeout("frame_timeout", frame_timeout)
+    check_timeout("timeout", timeout)
     context = tls_context(addr, ssl, server_side=False)
-    if max_datagram_size is not None and not addr.is_datagram:
+    if addr.is_datagram:
+        if idle_timeout is not None or frame_timeout is not None:
+            raise ValueError(f"idle_timeout and frame_timeout are for streams, not {addr.url()}")
+    elif max_datagram_size is not None:
         raise ValueError(f"max_datagram_size is for udp:// and unixgram://, not {addr.url()}")
     sock = connect_socket(addr, timeout)
     if addr.is_datagram:
@@ -94,7 +115,16 @@ def connect(
     if context is not None:
         try:
             sock = context.wrap_socket(sock, server_hostname=server_hostname or addr.host)
+        except OSError as exc:
+            sock.close()
+            raise connect_error(exc, addr) from exc
         except BaseException:
             sock.close()
             raise
-    return FramedSocket(sock, codec, serializer=serializer)
+    return FramedSocket(
+        sock,
+        codec,
+        serializer=serializer,
+        idle_timeout=idle_timeout,
+        frame_timeout=frame_timeout,
+    )

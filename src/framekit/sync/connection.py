@@ -1,120 +1,104 @@
-"""FramedSocket: whole frames over any connected stream socket.
+"""FramedSocket: whole messages over any connected stream socket, with blocking calls.
 
 Design notes
 ------------
+A :class:`FramedSocket` moves bytes between a socket and a
+:class:`~framekit.core.StreamCore`, which does all the framing (see its
+notes): decoding in batches, the order of frames and errors, end of stream,
+timeouts, encoding, coalescing, codec switching.  What is left here is the
+blocking I/O.
+
 **Receiving.**  Bytes go from the kernel straight into the decoder's buffer:
-``sock.recv_into(decoder.get_buffer())`` then ``decoder.buffer_updated(n)``,
-which returns every frame completed by those bytes.  One ``recv_into`` of 64
-KiB carries about a thousand 64-byte frames, so the cost that matters is what
-each ``recv()`` does when a frame is already decoded.  The decoded batch is
-kept as a *list iterator* (``self._it``): ``recv()`` takes the next frame with
-a bare ``for`` over it, and iteration (``for frame in fs``) chains those
-iterators with ``itertools.chain``, which hands out frames without running any
-Python code at all until a batch runs out.  Because both share the one
-iterator object, mixing ``recv()`` and iteration, or breaking out of a ``for``
-loop, never skips or loses a frame.
+``sock.recv_into(core.get_buffer())`` then ``core.buffer_updated(n)``.  One
+read of 256 KiB carries thousands of small frames, so what matters is what
+each ``recv()`` costs when a message is already decoded: a ``for`` over the
+core's current batch iterator, nothing else.  Iteration (``for m in fs``)
+chains those iterators with ``itertools.chain``, which hands out messages
+without running any Python code until a batch runs out.  Because both share
+the core's one iterator, mixing ``recv()`` and iteration, or breaking out of
+a loop, never skips or loses a message.
 
-**Errors keep their place in the stream.**  A ``FramingError`` carries the
-frames decoded before the bad bytes (``.frames``).  Those are queued as an
-ordinary batch and the error is kept aside; it is raised by the ``recv()``
-after the last of them, with ``.frames`` emptied (they were delivered).  After
-any error but a corrupted length the decoder is still usable, and frames that
-were already buffered behind the bad one are decoded by ``feed(b"")`` before
-the next ``recv_into`` (the peer may be waiting for a reply and send nothing
-more).  A corrupted decoder refuses all input, so every later ``recv()`` raises
-``CorruptedFrame`` again.
+**Waiting** happens only in :meth:`_fill`, when the current batch is used up
+and the core has nothing more: first the writes held back are flushed (the
+peer may be waiting for them), then the socket is read.  With
+``idle_timeout``/``frame_timeout`` the read first waits (``poll``) at most until
+the core's deadline, and a passed deadline raises the core's
+``TimeoutError``; nothing received is lost, and the next ``recv()`` goes on.
+A timeout of the socket itself (``settimeout``) propagates the same way.
 
-**EOF.**  ``recv_into`` returning 0 means the peer closed its side.  The
-decoder's ``eof()`` raises ``IncompleteFrame`` if a frame was cut off;
-otherwise ``recv()`` raises ``ConnectionClosed`` (iteration just stops), and
-keeps doing so.  Over TLS a TCP close without ``close_notify`` (a "ragged
-EOF", with the ``ssl`` module's default ``suppress_ragged_eofs=True``) is such
-an EOF too: Python's own ``SSLSocket.close()`` sends no ``close_notify``, so
-refusing it would make every ordinary close look like an attack.  Only a cut
-inside a frame is detected (``IncompleteFrame``); a cut between frames reads
-as a clean close.  A timeout (``socket.timeout``) propagates without losing
-anything: the partial frame stays in the decoder and the next ``recv()``
-continues it.
+**Sending and coalescing.**  ``send()`` encodes through the core.  A message
+sent by the reading thread while more decoded messages of the current batch
+are waiting (a server answering a pipelined batch) is held back, and all of
+the batch's replies go out in one ``sendmsg`` when the reader comes back for
+input, or when a send finds the batch used up; any other send goes out at
+once, after what was held back.  So a request/response peer never waits for a
+reply, and a pipelined one costs one system call per read instead of one per
+frame.  ``flush()`` and ``close()`` send what is held back too.  A lock makes
+``send``/``send_many`` safe from several threads (a chat server
+broadcasting to a client while that client's thread replies to it); a frame
+is never interleaved with another.  ``recv()`` is for one thread at a time.
+``sendmsg`` sends a large frame's header and payload without copying the
+payload; a partial send (a full socket buffer under a timeout) is finished by
+a loop over memoryviews.  SSL sockets have no ``sendmsg``: their buffers are
+joined.
 
-**Sending.**  ``sendmsg([header, payload])`` sends a large frame in one syscall
-without copying the payload; a partial send (a full socket buffer under a
-timeout) is finished by a loop over memoryviews.  Below 8 KiB, copying the
-payload is cheaper than ``sendmsg``'s iovec setup (measured: encode + sendall
-is up to twice as fast for 1 KiB), so small frames go out as
-``sendall(codec.encode(payload))``, as do all frames on SSL sockets, which
-have no ``sendmsg``.  ``send_many``
-encodes all frames into one buffer for one ``sendall``.  A lock makes
-``send``/``send_many`` safe to call from several threads (a chat server
-broadcasting to a client while that client's thread replies to it); a frame is
-never interleaved with another.  ``recv()`` is for one thread at a time.
+**TLS end of stream.**  Over TLS a TCP close without ``close_notify`` (a
+"ragged EOF", with the ``ssl`` module's default ``suppress_ragged_eofs=True``)
+is a clean end like any other: Python's own ``SSLSocket.close()`` sends no
+``close_notify``, so refusing it would make every ordinary close look like an
+attack.  Only a cut inside a frame is detected (``IncompleteFrame``).
 """
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 import threading
-from functools import partial
 from itertools import chain
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from .._util import Closing
 from ..codecs.interface import Buffer, Codec
-from ..core.options import check_serializer, make_codec
-from ..errors import ConnectionClosed, FramingError
-from ..serializers import Serializer, dumps, loads
+from ..core.options import DEFAULT_READ_SIZE, check_serializer, check_timeout, make_codec
+from ..core.stream import StreamCore
+from ..errors import ConnectionClosed
+from ..serializers import Serializer
 
-__all__ = ["DEFAULT_READ_SIZE", "FramedSocket", "send_vectored"]
+__all__ = ["FramedSocket", "send_vectored"]
 
-#: Default ``read_size``: what each ``recv_into`` asks for.
-DEFAULT_READ_SIZE = 256 * 1024
-#: Payloads from this size on are sent with ``sendmsg`` (not copied); smaller
-#: ones are copied into one buffer, which is faster for them.
-VECTORED_MIN_SIZE = 8 * 1024
+#: Most buffers one ``sendmsg`` takes (Linux's ``IOV_MAX``).
+_IOV_MAX = 1024
 
 
 class FramedSocket(Closing):
-    """Send and receive whole frames over a connected stream socket.
+    """Send and receive whole messages over a connected stream socket.
 
     Works over TCP, Unix stream and TLS sockets, blocking or with a timeout.
-    Over TLS, a peer's TCP close without ``close_notify`` ends the stream like
-    a clean close (``ConnectionClosed``; ``SSLSocket.close()`` sends no
-    ``close_notify``); a cut inside a frame still raises ``IncompleteFrame``.
 
     Args:
         sock: a connected ``SOCK_STREAM`` socket (``ssl.SSLSocket`` too).
             The FramedSocket owns it from now on: ``close()`` closes it.
-        codec: any :class:`framekit.codecs.interface.Codec`; ``None`` means
-            ``LengthPrefixed()`` (4-byte big-endian length).
+        codec: any :class:`framekit.Codec`; ``None`` means ``LengthPrefixed()``
+            (4-byte big-endian length).
         serializer: an object with ``dumps(obj) -> bytes`` and
             ``loads(bytes) -> obj``; with it ``send``/``recv`` move objects.
         read_size: bytes asked of each ``recv_into`` (at least; more when a
-            large frame needs it).  256 KiB batches many small frames per
-            syscall and keeps the decoder from compacting its buffer for every
-            large frame.
+            large frame needs it).
+        idle_timeout: ``recv()`` raises ``TimeoutError`` when nothing arrives
+            for that many seconds (None: never).
+        frame_timeout: ``recv()`` raises ``TimeoutError`` when a frame whose
+            first byte arrived that many seconds ago is still incomplete.
 
     Attributes:
         socket: the wrapped socket (for ``settimeout``, ``shutdown``...).
-        codec: the codec in use.
-        serializer: the serializer in use, or ``None``.
 
     Raises:
-        ValueError: ``sock`` is not a stream socket.
+        ValueError: ``sock`` is not a stream socket, or a bad timeout.
+        TypeError: ``codec`` or ``serializer`` lacks the needed methods.
     """
 
-    __slots__ = (
-        "_decoder",
-        "_drain",
-        "_eof",
-        "_error",
-        "_it",
-        "_read_size",
-        "_send_lock",
-        "_vectored",
-        "codec",
-        "serializer",
-        "socket",
-    )
+    __slots__ = ("_core", "_poll", "_reader", "_send_lock", "_vectored", "socket")
 
     def __init__(
         self,
@@ -123,6 +107,8 @@ class FramedSocket(Closing):
         *,
         serializer: Optional[Serializer] = None,
         read_size: int = DEFAULT_READ_SIZE,
+        idle_timeout: Optional[float] = None,
+        frame_timeout: Optional[float] = None,
     ) -> None:
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(
@@ -130,23 +116,45 @@ class FramedSocket(Closing):
                 "use framekit.DatagramSocket for UDP and unixgram"
             )
         self.socket = sock
-        self.codec: Codec = make_codec(codec)
-        self.serializer = check_serializer(serializer)
-        self._decoder = self.codec.decoder()
-        self._it: Iterator[bytes] = iter(())
-        self._error: Optional[FramingError] = None
-        self._drain = False
-        self._eof = False
-        self._read_size = read_size
+        self._core = StreamCore(
+            make_codec(codec),
+            check_serializer(serializer),
+            read_size=read_size,
+            idle_timeout=check_timeout("idle_timeout", idle_timeout),
+            frame_timeout=check_timeout("frame_timeout", frame_timeout),
+        )
+        self._poll: Optional[Any] = None
+        self._reader = 0  # the thread that last waited for input
         self._send_lock = threading.Lock()
         self._vectored = hasattr(sock, "sendmsg") and not isinstance(sock, ssl.SSLSocket)
 
-    # -- receiving ----------------------------------------------------------
+    # -- what it is -------------------------------------------------------------
+
+    @property
+    def codec(self) -> Codec:
+        """The codec in use (see :meth:`switch_codec`)."""
+        return self._core.codec
+
+    @property
+    def serializer(self) -> Optional[Serializer]:
+        """The serializer in use, or None; may be replaced at any time."""
+        return self._core.serializer
+
+    @serializer.setter
+    def serializer(self, serializer: Optional[Serializer]) -> None:
+        self._core.serializer = check_serializer(serializer)
+
+    @property
+    def core(self) -> StreamCore:
+        """The sans-IO connection core (documented internal: counters, queue state)."""
+        return self._core
+
+    # -- receiving ----------------------------------------------------------------
 
     def recv(self) -> Any:
-        """Return the next frame (an object if a serializer is set).
+        """Return the next message (an object if a serializer is set).
 
-        Returns at once when a frame is already decoded; otherwise reads.
+        Returns at once when a message is already decoded; otherwise reads.
 
         Raises:
             ConnectionClosed: the peer closed the connection between frames.
@@ -156,136 +164,164 @@ class FramedSocket(Closing):
             CorruptedFrame: the stream is corrupt; it cannot go on.
             SerializationError: the frame did not deserialize; the next
                 ``recv()`` reads the next frame.
-            socket.timeout: the socket's timeout expired; nothing is lost.
+            TimeoutError: ``idle_timeout`` or ``frame_timeout`` expired (or
+                the socket's own timeout, ``socket.timeout``); nothing is lost.
             OSError: the socket failed (reset, closed...).
         """
-        for frame in self._it:  # noqa: B007 - the fastest "next or nothing"
-            break
-        else:
-            if not self._fill():
-                raise ConnectionClosed("connection closed by the peer")
-            frame = next(self._it)
-        if self.serializer is None:
-            return frame
-        return loads(self.serializer, frame)
+        for message in self._core.messages:
+            return message
+        self._fill()
+        for message in self._core.messages:
+            return message
+        raise AssertionError("unreachable: a batch was made current")  # pragma: no cover
 
     def __iter__(self) -> Iterator[Any]:
-        """Yield frames until the peer closes cleanly; raise like :meth:`recv`.
+        """Yield messages until the peer closes cleanly; raise like :meth:`recv`.
 
         Breaking out of the loop loses nothing: the next ``recv()`` or loop
-        continues with the next frame.
+        continues with the next message.
         """
-        frames = chain.from_iterable(self._batches())
-        if self.serializer is None:
-            return frames
-        return map(partial(loads, self.serializer), frames)
+        return chain.from_iterable(self._batches())
 
-    def _batches(self) -> Iterator[Iterator[bytes]]:
+    def _batches(self) -> Iterator[Iterator[Any]]:
+        core = self._core
         while True:
-            current = self._it
+            current = core.messages
             yield current
-            # ``current`` is exhausted, unless recv() replaced it meanwhile.
-            if self._it is current and not self._fill():
-                return
+            # ``current`` is used up, unless recv() made another batch current meanwhile.
+            if core.messages is current:
+                try:
+                    self._fill()
+                except ConnectionClosed:
+                    return
 
-    def _fill(self) -> bool:
-        """Read until at least one frame is decoded (``self._it``).
+    def _fill(self) -> None:
+        """Wait until the core has messages: flush held-back writes, then read."""
+        core = self._core
+        self._reader = threading.get_ident()
+        while not core.next_batch():
+            if core.outgoing:
+                self.flush()
+            self._read()
 
-        Returns False at a clean EOF.  Raises a pending error once its frames
-        were delivered.
-        """
-        decoder = self._decoder
-        while True:
-            error = self._error
+    def _read(self) -> None:
+        core = self._core
+        sock = self.socket
+        wait = core.wait_time()
+        if wait is not None and not self._wait_readable(wait):
+            error = core.timed_out()
             if error is not None:
-                self._error = None
                 raise error
-            if self._eof:
-                return False
-            if self._drain:
-                self._drain = False
-                batch = self._decode(decoder.feed, b"")
-            else:
-                n = self.socket.recv_into(decoder.get_buffer(self._read_size))
-                if not n:
-                    self._eof = True
-                    decoder.eof()
-                    return False
-                batch = self._decode(decoder.buffer_updated, n)
-            if batch:
-                self._it = iter(batch)
-                return True
+            return  # the deadline moved (input arrived meanwhile): wait again
+        n = sock.recv_into(core.get_buffer())
+        if n:
+            core.buffer_updated(n)
+        else:
+            core.receive_eof()
 
-    def _decode(self, call: Callable[[Any], List[bytes]], arg: Any) -> List[bytes]:
-        try:
-            return call(arg)
-        except FramingError as exc:
-            frames, exc.frames = exc.frames, []
-            self._error = exc
-            self._drain = True  # frames buffered behind the bad one
-            return frames
+    def _wait_readable(self, seconds: float) -> bool:
+        sock = self.socket
+        if seconds <= 0:
+            return False
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True  # decrypted bytes already wait in the TLS layer
+        if self._poll is None:
+            self._poll = select.poll()
+            self._poll.register(sock, select.POLLIN)
+        return bool(self._poll.poll(seconds * 1000.0))
 
-    # -- sending ------------------------------------------------------------
+    def switch_codec(self, codec: Codec) -> None:
+        """Decode with ``codec`` from the frame after the last one returned.
 
-    def send(self, payload: Any, *, prefix: Optional[bytes] = None) -> None:
+        Messages already decoded but not returned yet, and bytes still
+        buffered, are decoded again by the new codec: nothing is lost and
+        nothing is decoded twice.  Encoding uses the new codec too.
+
+        Raises:
+            TypeError: ``codec`` is not a codec, or the current codec cannot
+                hand back the bytes it holds (see :class:`framekit.Decoder`).
+            ValueError: the current decoder cannot go back to that point.
+        """
+        self._core.switch_codec(make_codec(codec))
+
+    # -- sending --------------------------------------------------------------------
+
+    def send(self, payload: Any, *, prefix: Optional[Buffer] = None) -> None:
         """Send one frame carrying ``payload`` (an object if a serializer is set).
+
+        Sent at once, unless the reading thread sends it while more decoded
+        messages of the current batch wait: then it goes out with the
+        batch's other replies, in one system call, before the reader waits
+        for input (see the module notes).
 
         Args:
             payload: bytes-like, or an object if a serializer is set.
             prefix: the bytes before the length field, for a codec with
                 ``length_offset`` (the type byte of the Postgres, MQTT and gRPC
-                presets); passed on as ``codec.encode(..., prefix=prefix)``.
-                ``None`` calls the codec without it.
+                presets).  ``None`` calls the codec without it.
 
         Raises:
-            ValueError: the codec cannot frame it (too large for the length
-                field, for one).
+            FrameTooLarge: the frame is above the codec's maximum.
+            ValueError: the codec cannot frame it.
+            TypeError: ``payload`` is not bytes-like (a ``str``: encode it, or
+                set a serializer).
             SerializationError: the serializer failed.
             OSError: the socket failed.  After a timeout or error in the middle
                 of a frame the stream is unusable: close it.
         """
-        if self.serializer is not None:
-            payload = dumps(self.serializer, payload)
-        if (
-            self._vectored
-            and (len(payload) if type(payload) is bytes else memoryview(payload).nbytes)
-            >= VECTORED_MIN_SIZE
-        ):
-            if prefix is None:
-                parts = self.codec.encode_parts(payload)
-            else:
-                parts = self.codec.encode_parts(payload, prefix=prefix)  # type: ignore[call-arg]
-            with self._send_lock:
-                send_vectored(self.socket, parts)
-        else:
-            if prefix is None:
-                data = self.codec.encode(payload)
-            else:
-                data = self.codec.encode(payload, prefix=prefix)  # type: ignore[call-arg]
-            with self._send_lock:
-                self.socket.sendall(data)
+        core = self._core
+        with self._send_lock:
+            core.write(payload, prefix)
+            if core.coalescing and threading.get_ident() == self._reader:
+                return
+            self._flush_locked()
 
-    def send_many(self, payloads: Iterable[Any], *, prefix: Optional[bytes] = None) -> None:
-        """Send several frames with one ``sendall``.
+    def send_many(self, payloads: Iterable[Any], *, prefix: Optional[Buffer] = None) -> None:
+        """Send several frames with one system call.
 
         ``prefix``, as for :meth:`send`, goes before the length of every frame.
 
         Raises:
             like :meth:`send`; nothing is sent if encoding any frame fails.
         """
-        if self.serializer is not None:
-            payloads = [dumps(self.serializer, p) for p in payloads]
-        if prefix is None:
-            data = self.codec.encode_many(payloads)
-        else:
-            data = self.codec.encode_many(payloads, prefix=prefix)  # type: ignore[call-arg]
+        core = self._core
         with self._send_lock:
-            self.socket.sendall(data)
+            core.write_many(payloads, prefix)
+            if core.coalescing and threading.get_ident() == self._reader:
+                return
+            self._flush_locked()
 
-    # -- lifetime -----------------------------------------------------------
+    def flush(self) -> None:
+        """Send what is held back now (see :meth:`send`).
+
+        Raises:
+            OSError: the socket failed.
+        """
+        with self._send_lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        parts = self._core.take_outgoing()
+        if not parts:
+            return
+        if len(parts) == 1:
+            self.socket.sendall(parts[0])
+        elif self._vectored:
+            for i in range(0, len(parts), _IOV_MAX):
+                send_vectored(self.socket, parts[i : i + _IOV_MAX])
+        else:
+            self.socket.sendall(b"".join(parts))
+
+    # -- lifetime ---------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the socket.  Safe to call more than once."""
+        """Send what is held back, then close the socket.  Safe to call more than once."""
+        if self._core.outgoing and self.socket.fileno() >= 0:
+            try:
+                self.flush()
+            except OSError:
+                pass  # the peer is gone: nothing more can reach it
+        self._core.discard_received()
         self.socket.close()
 
     def __repr__(self) -> str:

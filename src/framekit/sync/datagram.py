@@ -1,62 +1,44 @@
-"""DatagramSocket: whole frames in UDP and Unix datagrams.
+"""DatagramSocket: whole messages in UDP and Unix datagrams, with blocking calls.
 
 Design notes
 ------------
-A datagram is delivered whole or not at all, so it needs no reassembly across
-reads, but it must *parse* whole: each datagram carries complete frames in
-the codec's format (one or more; an empty datagram, none: see below), and
-nothing else.  Every datagram gets a fresh
-``codec.decoder()``: ``feed(datagram)`` then ``eof()``.  Any ``FramingError``
-(a bad length, a frame cut short, trailing bytes, an oversized frame) becomes a
-``CorruptedFrame`` whose ``.address`` is the sender; the whole datagram is
-dropped (its ``.frames`` is empty: a datagram that lies about one length is not
-trusted for the others) and the socket goes on with the next datagram.  A
-fresh decoder per datagram means one bad datagram can never poison the next.
+A :class:`DatagramSocket` moves datagrams between a socket and a
+:class:`~framekit.core.DatagramCore`, which does all the framing: each
+datagram parses whole into frames with a fresh decoder, a malformed or
+truncated one is refused as a whole (``CorruptedFrame`` with ``.address``),
+sends are checked against ``max_datagram_size`` and ``send_many`` packs
+frames into as few datagrams as it allows (see its notes).  What is left here
+is the blocking I/O: it receives into a buffer one byte larger than
+``max_datagram_size``, so a datagram that fills it was truncated by the
+kernel and is refused as too large.
 
-**Truncation is detected, never silently cut.**  The kernel truncates a
-datagram larger than the receive buffer.  We receive into a buffer one byte
-larger than ``max_datagram_size``: a datagram that fills it is too large, and
-is reported as truncated instead of being decoded.  The default limit is 65507
-bytes for UDP (the largest IPv4 UDP payload) and 64 KiB for Unix datagrams.
-
-**Sending** checks the size first: a frame larger than ``max_datagram_size``
-raises ``FrameTooLarge`` before anything is sent.  ``send_many`` packs frames
-greedily into as few datagrams as the limit allows (each frame stays whole in
-one datagram), which a receiver reads back one frame per ``recv()``.  These
-sending rules are shared with the asyncio endpoints (:mod:`framekit.core.datagram`).
-
-Frames decoded from one datagram are queued, with their sender, so a datagram
-packed by ``send_many`` feeds several ``recv()`` calls; ``buffered`` tells a
-caller (the datagram server) whether a frame is ready without reading.
-
-**An empty datagram carries no frame** (framekit never sends one: every frame
-has bytes, and ``send_many`` of nothing sends nothing).  It is not an error:
-``recv()`` skips it and waits for the next datagram, as the asyncio endpoint
-does.  The datagram server reads one datagram per wake-up
-(``_read_datagram()``, which may queue no frame), so a flood of empty datagrams
-cannot keep it in ``recv()`` where ``shutdown()`` could not reach it.
+Frames decoded from one datagram are queued in the core, with their sender,
+so a datagram packed by ``send_many`` feeds several ``recv()`` calls;
+``buffered`` tells a caller (the datagram server) whether a message is
+ready without reading.  An empty datagram carries no frame: ``recv()`` skips
+it.  The datagram server reads one datagram per wake-up
+(:meth:`DatagramSocket.read_datagram`, which may queue nothing), so a flood
+of empty datagrams cannot keep it in ``recv()`` where ``shutdown()`` could
+not reach it.
 """
 
 from __future__ import annotations
 
 import socket
-from collections import deque
-from itertools import repeat
-from typing import Any, Deque, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Iterable, Iterator, Optional, Tuple
 
 from .._util import Closing
-from ..codecs.interface import Codec
-from ..core.datagram import encode_datagram, pack_datagrams, sockaddr_of
-from ..core.options import check_serializer, make_codec
-from ..errors import CorruptedFrame, FramingError
-from ..serializers import Serializer, loads
+from ..codecs.interface import Buffer, Codec
+from ..core.datagram import DatagramCore, sockaddr_of
+from ..core.options import (
+    check_max_datagram_size,
+    check_serializer,
+    default_datagram_size,
+    make_codec,
+)
+from ..serializers import Serializer
 
-__all__ = ["MAX_UDP_DATAGRAM", "MAX_UNIX_DATAGRAM", "DatagramSocket"]
-
-#: Largest UDP payload over IPv4 (65535 - 8-byte UDP header - 20-byte IP header).
-MAX_UDP_DATAGRAM = 65507
-#: Default limit for Unix datagrams (the kernel allows more, up to the socket buffer).
-MAX_UNIX_DATAGRAM = 64 * 1024
+__all__ = ["DatagramSocket"]
 
 
 class DatagramSocket(Closing):
@@ -76,7 +58,7 @@ class DatagramSocket(Closing):
         ValueError: ``sock`` is not a datagram socket, or a bad size.
     """
 
-    __slots__ = ("_buf", "_queue", "codec", "max_datagram_size", "serializer", "socket")
+    __slots__ = ("_buf", "_core", "socket")
 
     def __init__(
         self,
@@ -91,25 +73,48 @@ class DatagramSocket(Closing):
                 "DatagramSocket needs a datagram socket (SOCK_DGRAM); "
                 "use framekit.FramedSocket for stream sockets"
             )
-        if max_datagram_size is None:
-            is_unix = sock.family == getattr(socket, "AF_UNIX", None)
-            max_datagram_size = MAX_UNIX_DATAGRAM if is_unix else MAX_UDP_DATAGRAM
-        elif isinstance(max_datagram_size, bool) or not isinstance(max_datagram_size, int):
-            raise TypeError("max_datagram_size must be an int")
-        elif max_datagram_size < 1:
-            raise ValueError(f"max_datagram_size must be positive, got {max_datagram_size}")
+        size = check_max_datagram_size(max_datagram_size)
+        if size is None:
+            size = default_datagram_size(sock.family)
         self.socket = sock
-        self.codec: Codec = make_codec(codec)
-        self.serializer = check_serializer(serializer)
-        self.max_datagram_size = max_datagram_size
+        unix = sock.family == getattr(socket, "AF_UNIX", None)
+        self._core = DatagramCore(
+            make_codec(codec),
+            check_serializer(serializer),
+            size,
+            scheme="unixgram" if unix else "udp",
+        )
         # One spare byte: a datagram that fills it was too large (truncated).
-        self._buf = bytearray(max_datagram_size + 1)
-        self._queue: Deque[Tuple[bytes, Any]] = deque()
+        self._buf = bytearray(size + 1)
+
+    @property
+    def codec(self) -> Codec:
+        """The codec of every datagram."""
+        return self._core.codec
+
+    @property
+    def serializer(self) -> Optional[Serializer]:
+        """The serializer in use, or None; may be replaced at any time."""
+        return self._core.serializer
+
+    @serializer.setter
+    def serializer(self, serializer: Optional[Serializer]) -> None:
+        self._core.serializer = check_serializer(serializer)
+
+    @property
+    def max_datagram_size(self) -> int:
+        """The largest datagram sent or accepted."""
+        return self._core.max_datagram_size
+
+    @property
+    def core(self) -> DatagramCore:
+        """The sans-IO datagram core (documented internal: counters, queue state)."""
+        return self._core
 
     # -- receiving ----------------------------------------------------------
 
     def recvfrom(self) -> Tuple[Any, Any]:
-        """Return the next frame and its sender's address (as the socket module gives it).
+        """Return the next message and its sender's address (as the socket module gives it).
 
         Raises:
             CorruptedFrame: the next datagram did not parse into whole frames
@@ -119,74 +124,54 @@ class DatagramSocket(Closing):
             socket.timeout: the socket's timeout expired.
             OSError: the socket failed.
         """
-        queue = self._queue
-        while not queue:
-            self._read_datagram()
-        frame, address = queue.popleft()
-        if self.serializer is not None:
-            frame = loads(self.serializer, frame)
-        return frame, address
+        core = self._core
+        while not core.ready:
+            self.read_datagram()
+        return core.next_message()
 
     def recv(self) -> Any:
-        """Return the next frame; raise like :meth:`recvfrom`."""
+        """Return the next message; raise like :meth:`recvfrom`."""
         return self.recvfrom()[0]
 
     def __iter__(self) -> Iterator[Any]:
-        """Yield frames as they arrive (datagrams have no end of stream)."""
+        """Yield messages as they arrive (datagrams have no end of stream)."""
         while True:
             yield self.recv()
 
     @property
     def buffered(self) -> int:
-        """Frames already received and decoded, that ``recv()`` returns without reading."""
-        return len(self._queue)
+        """Messages (or errors) already received, that ``recv()`` returns without reading."""
+        return len(self._core._queue)
 
-    def _read_datagram(self) -> int:
-        """Read one datagram and queue its frames; return how many (0 for an empty one).
+    def read_datagram(self) -> int:
+        """Read one datagram and queue its messages; return how many (0 for an
+        empty or malformed one, whose error is queued).
 
         The datagram server reads one datagram per wake-up with it, so a
-        stream of empty datagrams cannot keep it in a read.  Raises like
-        :meth:`recvfrom`.
+        stream of empty datagrams cannot keep it in a read.
+
+        Raises:
+            socket.timeout, BlockingIOError, OSError: from the socket.
         """
         n, address = self.socket.recvfrom_into(self._buf)
-        frames = self._decode(n, address)
-        self._queue.extend(zip(frames, repeat(address)))
-        return len(frames)
-
-    def _decode(self, n: int, address: Any) -> List[bytes]:
-        if n > self.max_datagram_size:
-            raise CorruptedFrame(
-                f"datagram from {address!r} truncated: larger than max_datagram_size "
-                f"({self.max_datagram_size} bytes)",
-                address=address,
-            )
-        decoder = self.codec.decoder()
-        try:
-            frames = decoder.feed(memoryview(self._buf)[:n])
-            decoder.eof()
-        except FramingError as exc:
-            raise CorruptedFrame(
-                f"malformed {n}-byte datagram from {address!r}: {exc}", address=address
-            ) from exc
-        return frames
+        return self._core.receive_datagram(memoryview(self._buf)[:n], address)
 
     # -- sending ------------------------------------------------------------
 
-    def send(self, payload: Any, *, prefix: Optional[bytes] = None) -> None:
+    def send(self, payload: Any, *, prefix: Optional[Buffer] = None) -> None:
         """Send one frame in one datagram to the connected peer.
 
         ``prefix``: the bytes before the length field, for a codec with
-        ``length_offset`` (passed on as ``codec.encode(..., prefix=prefix)``;
-        ``None`` calls the codec without it).
+        ``length_offset`` (``None`` calls the codec without it).
 
         Raises:
             FrameTooLarge: the frame is larger than ``max_datagram_size``.
             SerializationError, ValueError: the payload cannot be framed.
             OSError: the socket failed (not connected, for one).
         """
-        self.socket.send(self._frame(payload, prefix))
+        self.socket.send(self._core.encode(payload, prefix))
 
-    def sendto(self, payload: Any, address: Any, *, prefix: Optional[bytes] = None) -> None:
+    def sendto(self, payload: Any, address: Any, *, prefix: Optional[Buffer] = None) -> None:
         """Send one frame in one datagram to ``address``.
 
         Args:
@@ -199,10 +184,10 @@ class DatagramSocket(Closing):
         Raises:
             like :meth:`send`.
         """
-        self.socket.sendto(self._frame(payload, prefix), sockaddr_of(address))
+        self.socket.sendto(self._core.encode(payload, prefix), sockaddr_of(address))
 
     def send_many(
-        self, payloads: Iterable[Any], address: Any = None, *, prefix: Optional[bytes] = None
+        self, payloads: Iterable[Any], address: Any = None, *, prefix: Optional[Buffer] = None
     ) -> int:
         """Send frames packed into as few datagrams as ``max_datagram_size`` allows.
 
@@ -218,8 +203,7 @@ class DatagramSocket(Closing):
         Raises:
             FrameTooLarge: one frame does not fit a datagram; nothing was sent.
         """
-        frames = [self._frame(p, prefix) for p in payloads]
-        datagrams = pack_datagrams(frames, self.max_datagram_size)
+        datagrams = self._core.encode_many(payloads, prefix)
         target = None if address is None else sockaddr_of(address)
         for data in datagrams:
             if target is None:
@@ -227,9 +211,6 @@ class DatagramSocket(Closing):
             else:
                 self.socket.sendto(data, target)
         return len(datagrams)
-
-    def _frame(self, payload: Any, prefix: Optional[bytes]) -> bytes:
-        return encode_datagram(self.codec, self.serializer, payload, prefix, self.max_datagram_size)
 
     # -- lifetime -----------------------------------------------------------
 

@@ -76,7 +76,7 @@ class DatagramService:
         try:
             # One datagram per wake-up, even if it holds no frame (an empty one):
             # the loop gets back to its wait, where shutdown() reaches it.
-            if not dsock.buffered and not dsock._read_datagram():
+            if not dsock.buffered and not dsock.read_datagram():
                 return
             frame, address = dsock.recvfrom()  # from the queue: no read
         except (BlockingIOError, socket.timeout):  # socket.timeout: TimeoutError on 3.10+

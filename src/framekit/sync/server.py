@@ -74,7 +74,16 @@ from .._sockets import (
 )
 from ..addresses import AddressLike, parse_address
 from ..codecs.interface import Codec
-from ..core.options import check_serializer, make_codec
+from ..core.options import (
+    DEFAULT_BACKLOG,
+    FRAME_TIMEOUT,
+    HANDSHAKE_TIMEOUT,
+    check_max_connections,
+    check_max_datagram_size,
+    check_serializer,
+    check_timeout,
+    make_codec,
+)
 from ..errors import ConnectionClosed, FramingError
 from ..serializers import Serializer
 from .connection import FramedSocket
@@ -130,24 +139,26 @@ class Server:
         ssl: Optional[_ssl.SSLContext] = None,
         max_connections: Optional[int] = None,
         serializer: Optional[Serializer] = None,
-        unix_mode: int = DEFAULT_UNIX_MODE,
-        backlog: int = 128,
+        unix_mode: Optional[int] = DEFAULT_UNIX_MODE,
+        backlog: int = DEFAULT_BACKLOG,
         reuse_port: bool = False,
         max_datagram_size: Optional[int] = None,
-        handshake_timeout: float = 10.0,
+        handshake_timeout: Optional[float] = HANDSHAKE_TIMEOUT,
+        idle_timeout: Optional[float] = None,
+        frame_timeout: Optional[float] = FRAME_TIMEOUT,
     ) -> None:
         addr = parse_address(address)
         if not callable(handler):
             raise TypeError(f"handler must be callable or a FrameHandler subclass, not {handler!r}")
-        if max_connections is not None:
-            if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-                raise TypeError("max_connections must be an int or None")
-            if max_connections < 1:
-                raise ValueError(f"max_connections must be at least 1, got {max_connections}")
-            if addr.is_datagram:
-                raise ValueError(f"max_connections is for stream servers, not {addr.url()}")
+        max_connections = check_max_connections(max_connections)
+        check_max_datagram_size(max_datagram_size)
+        if max_connections is not None and addr.is_datagram:
+            raise ValueError(f"max_connections is for stream servers, not {addr.url()}")
         if max_datagram_size is not None and not addr.is_datagram:
             raise ValueError(f"max_datagram_size is for udp:// and unixgram://, not {addr.url()}")
+        handshake_timeout = check_timeout("handshake_timeout", handshake_timeout)
+        self._idle_timeout = check_timeout("idle_timeout", idle_timeout)
+        self._frame_timeout = check_timeout("frame_timeout", frame_timeout)
         self._ssl = tls_context(addr, ssl, server_side=True)
         self._scheme = addr.scheme
         self._handler = handler
@@ -341,7 +352,13 @@ class Server:
             sock = client.sock
             if self._ssl is not None:
                 sock = self._handshake(client, self._ssl)
-            conn = FramedSocket(sock, self._codec, serializer=self._serializer)
+            conn = FramedSocket(
+                sock,
+                self._codec,
+                serializer=self._serializer,
+                idle_timeout=self._idle_timeout,
+                frame_timeout=self._frame_timeout,
+            )
             run_stream_handler(self._handler, conn, client.peer, self)
         except BaseException as exc:
             self._log_failure(client.name, exc)
@@ -488,11 +505,13 @@ def serve(
     ssl: Optional[_ssl.SSLContext] = None,
     max_connections: Optional[int] = None,
     serializer: Optional[Serializer] = None,
-    unix_mode: int = DEFAULT_UNIX_MODE,
-    backlog: int = 128,
+    unix_mode: Optional[int] = DEFAULT_UNIX_MODE,
+    backlog: int = DEFAULT_BACKLOG,
     reuse_port: bool = False,
     max_datagram_size: Optional[int] = None,
-    handshake_timeout: float = 10.0,
+    handshake_timeout: Optional[float] = HANDSHAKE_TIMEOUT,
+    idle_timeout: Optional[float] = None,
+    frame_timeout: Optional[float] = FRAME_TIMEOUT,
 ) -> Server:
     """Bind ``address`` now and return a :class:`Server` for ``handler``.
 
@@ -518,6 +537,12 @@ def serve(
         reuse_port: set ``SO_REUSEPORT`` (TCP/UDP), for several processes on one port.
         max_datagram_size: for datagram servers, the largest datagram accepted.
         handshake_timeout: seconds a TLS client has to finish its handshake.
+        idle_timeout: seconds a connection may send nothing while its handler
+            waits for input; then ``recv()`` raises ``TimeoutError`` and (unless
+            the handler catches it) the connection is closed.  None: no limit
+            (connections may be idle by design).
+        frame_timeout: seconds a frame begun may take to arrive whole (the
+            slow-trickle defence); then as for ``idle_timeout``.  None: no limit.
 
     Returns:
         The bound, not yet serving, :class:`Server`.
@@ -539,4 +564,6 @@ def serve(
         reuse_port=reuse_port,
         max_datagram_size=max_datagram_size,
         handshake_timeout=handshake_timeout,
+        idle_timeout=idle_timeout,
+        frame_timeout=frame_timeout,
     )

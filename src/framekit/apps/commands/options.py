@@ -262,15 +262,15 @@ class MessageCodec:
         view = memoryview(message)
         return view[: self.offset], view[self.offset :]
 
-    def encode(self, payload: Buffer) -> bytes:
-        prefix, body = self._split(payload)
+    def encode(self, payload: Buffer, *, prefix: Buffer = b"") -> bytes:
+        prefix, body = self._split(bytes(prefix) + payload if prefix else payload)
         return self._encoder.encode(body, prefix=prefix)  # type: ignore[no-any-return]
 
-    def encode_many(self, payloads: Iterable[Buffer]) -> bytes:
-        return b"".join([self.encode(p) for p in payloads])
+    def encode_many(self, payloads: Iterable[Buffer], *, prefix: Buffer = b"") -> bytes:
+        return b"".join([self.encode(p, prefix=prefix) for p in payloads])
 
-    def encode_parts(self, payload: Buffer) -> Sequence[Buffer]:
-        prefix, body = self._split(payload)
+    def encode_parts(self, payload: Buffer, *, prefix: Buffer = b"") -> Sequence[Buffer]:
+        prefix, body = self._split(bytes(prefix) + payload if prefix else payload)
         return self._encoder.encode_parts(body, prefix=prefix)  # type: ignore[no-any-return]
 
     def decoder(self) -> Decoder:

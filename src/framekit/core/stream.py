@@ -1,0 +1,570 @@
+"""The sans-IO connection core of a framed stream: bytes in, messages out; messages in, buffers out.
+
+Design notes
+------------
+Every stream transport (blocking ``FramedSocket``, asyncio ``Connection``,
+anyio) owns one :class:`StreamCore` and only moves bytes between a socket and
+it.  The core owns the codec's decoder, the serializer and ``prefix=``, and
+every rule about them: the order of frames and errors, draining a decoder
+after an error, noticing a decoder that refuses all input, end of stream,
+write coalescing, idle and frame timeouts, codec switching and the byte and
+frame counters.  It never touches a socket, a selector, a thread, a clock it
+was not given, or an event loop: the transport tells it what happened
+(:meth:`buffer_updated`, :meth:`receive_data`, :meth:`receive_eof`,
+:meth:`connection_lost`) and asks what to do (:attr:`messages`,
+:meth:`next_batch`, :meth:`take_outgoing`, :meth:`deadline`).
+
+**Receiving, in batches.**  One read carries many frames, and the decoder
+returns them as one list.  The current batch is :attr:`messages`, an iterator
+the transport takes from directly (``for m in core.messages``), so handing out
+a message that is already decoded runs no core code at all; with a serializer
+the iterator is a ``map`` that deserializes each frame as it is taken (a frame
+that fails costs that frame only: the iterator goes on with the next).  When
+it runs out the transport calls :meth:`next_batch`, which raises a queued
+error, decodes bytes held back, or says that more input is needed.  The
+decoder is called again only once its previous batch is used up: bytes that
+arrive earlier (an event loop reads ahead of a slow consumer) are held by the
+core (one copy, only while the consumer lags) and decoded when needed.  So
+the frames not yet handed to the caller always come from the decoder's last
+call, which is what codec switching needs, nothing is decoded that a switch
+would have to undo, and a batch never queues up behind another.
+
+**Errors keep their place.**  A ``FramingError`` carries the frames decoded
+before the bad bytes: they become a batch, and the error is queued right
+after them, with its ``.frames`` emptied (they were delivered).  After it the
+decoder may still hold complete frames, so :meth:`next_batch` calls
+``feed(b"")`` before asking for more input (the peer may be waiting for a
+reply and send nothing more).  A decoder that raises again without consuming
+anything refuses all input (a corrupted length leaves no trustworthy frame
+boundary): the stream ends with that error, raised by every later call.
+Stored exceptions are raised with their local reference dropped in a
+``finally``, so a traceback never ties the error to the connection in a cycle
+that only the garbage collector could free.
+
+**End of stream.**  :meth:`receive_eof` is acted upon once everything before
+it has been handed out: the decoder's ``eof()`` raises ``IncompleteFrame``
+(once) if a frame was cut off, then every call raises ``ConnectionClosed``.
+A lost connection (:meth:`connection_lost` with an error) raises that error
+once, after the messages received before it.
+
+**Sending.**  :meth:`write` serializes and encodes one message onto the
+outgoing buffers: a small payload as one encoded frame (one copy, with its
+header), a ``bytes`` payload of ``VECTORED_MIN_SIZE`` or more as ``[header,
+payload]`` (no copy; only ``bytes``, since the buffer may be kept until it is
+written).  :meth:`take_outgoing` hands the transport everything to write, for
+one ``sendmsg``/``writelines``.  The transport decides when: at once, or
+later to coalesce.  The core says when coalescing is safe and useful
+(:attr:`coalescing`): while decoded messages of the current batch are still
+waiting, the caller is in the middle of a batch and will come back for the
+next message before it waits for input, which is when the transport flushes.
+That is how one read's replies go out in one system call, as Netty flushes
+once per read (``channelReadComplete``).
+
+**Timeouts** are deadlines, not timers: the core records when input last
+arrived and when the unfinished frame began (only when a timeout is set, so
+the cost is one clock read per read), and :meth:`deadline` says until when the
+transport may wait for input.  ``idle_timeout``: no byte for that long.
+``frame_timeout``: a frame begun that long ago is still incomplete (the
+slow-trickle defence).  :meth:`timed_out` builds the ``TimeoutError``.
+
+**Switching codecs** (:meth:`switch_codec`) applies from the frame after the
+last one handed to the caller: the decoder hands back, with ``detach``, the
+bytes of the frames not yet handed out and everything after them, and a
+decoder of the new codec starts on those.
+"""
+
+from __future__ import annotations
+
+import time
+from operator import length_hint
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple, Type
+
+from ..codecs.interface import Buffer, Codec
+from ..errors import ConnectionClosed, FramingError
+from ..serializers import Serializer, dumps, loads
+from .options import DEFAULT_READ_SIZE, VECTORED_MIN_SIZE
+
+__all__ = ["StreamCore"]
+
+_EMPTY: Iterator[Any] = iter(())
+
+
+class StreamCore:
+    """The framing state of one stream connection, without I/O (see the module notes).
+
+    Args:
+        codec: the framing; its decoder is made here.
+        serializer: messages go through ``dumps``/``loads`` when set.
+        read_size: the least room asked of the decoder for each read.
+        max_queued_frames: :attr:`over_limit` above this many messages waiting
+            (None: no bound; for transports that read ahead).
+        max_queued_bytes: :attr:`over_limit` above this many bytes waiting,
+            decoded or not (None: no bound).
+        idle_timeout: seconds without input before :meth:`timed_out`.
+        frame_timeout: seconds a begun frame may take to complete.
+        clock: the time source for the timeouts (``time.monotonic``, or the
+            event loop's ``time``).
+
+    Attributes:
+        codec: the codec in use (changed by :meth:`switch_codec`).
+        serializer: the serializer in use, or None; may be changed at any time.
+        messages: the current batch: take messages from it directly.
+        frames_in, bytes_in, frames_out, bytes_out: counters.
+    """
+
+    __slots__ = (
+        "_bounded",
+        "_clock",
+        "_decoder",
+        "_drain",
+        "_end",
+        "_eof",
+        "_error",
+        "_frame_started",
+        "_frame_timeout",
+        "_frames",
+        "_held",
+        "_idle_timeout",
+        "_last_input",
+        "_lost",
+        "_max_bytes",
+        "_max_frames",
+        "_read_size",
+        "_scratch",
+        "_scratch_out",
+        "_switchable",
+        "_timed",
+        "batch_bytes",
+        "bytes_in",
+        "bytes_out",
+        "codec",
+        "frames_in",
+        "frames_out",
+        "messages",
+        "outgoing",
+        "serializer",
+    )
+
+    def __init__(
+        self,
+        codec: Codec,
+        serializer: Optional[Serializer] = None,
+        *,
+        read_size: int = DEFAULT_READ_SIZE,
+        max_queued_frames: Optional[int] = None,
+        max_queued_bytes: Optional[int] = None,
+        idle_timeout: Optional[float] = None,
+        frame_timeout: Optional[float] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.codec = codec
+        self.serializer = serializer
+        self._decoder = codec.decoder()
+        self._switchable = hasattr(self._decoder, "detach")
+        self._read_size = read_size
+        self._frames: Iterator[bytes] = _EMPTY
+        self.messages: Iterator[Any] = _EMPTY
+        self.batch_bytes = 0  # bytes of the current batch (counted only when bounded)
+        self._error: Optional[BaseException] = None  # raised once the batch is used up
+        self._drain = False  # after an error: feed(b"") before more input
+        self._held = bytearray()  # input that arrived while a batch was in use
+        self._scratch: Optional[bytearray] = None  # room for such input
+        self._scratch_out = False  # the last get_buffer() view was the scratch
+        self._eof = False  # end of input received, not yet acted upon
+        self._lost: Optional[BaseException] = None  # the connection failed
+        self._end: Optional[Tuple[Type[BaseException], str]] = None
+        self._max_frames = max_queued_frames
+        self._max_bytes = max_queued_bytes
+        self._bounded = max_queued_frames is not None or max_queued_bytes is not None
+        self._idle_timeout = idle_timeout
+        self._frame_timeout = frame_timeout
+        self._timed = idle_timeout is not None or frame_timeout is not None
+        self._clock = clock
+        self._last_input = clock() if self._timed else 0.0
+        self._frame_started: Optional[float] = None
+        self.outgoing: List[Buffer] = []
+        self.frames_in = self.bytes_in = self.frames_out = self.bytes_out = 0
+
+    # -- receiving: the transport's side ----------------------------------------
+
+    def _busy(self) -> bool:
+        """Whether the decoder must not be called: its last batch is not used up."""
+        return bool(length_hint(self._frames) or self._error or self._drain or self._held)
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Writable room to receive into (``recv_into``, ``BufferedProtocol.get_buffer``).
+
+        Report what was written with :meth:`buffer_updated`.
+        """
+        size = max(sizehint, self._read_size)
+        if self._busy():
+            scratch = self._scratch
+            if scratch is None or len(scratch) < size:
+                self._scratch = scratch = bytearray(size)
+            self._scratch_out = True
+            return memoryview(scratch)
+        self._scratch_out = False
+        return self._decoder.get_buffer(size)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """Take the ``nbytes`` just written into the last :meth:`get_buffer` view.
+
+        Raises:
+            ValueError: ``nbytes`` is more than the view offered.
+        """
+        self.bytes_in += nbytes
+        if self._scratch_out:
+            self._scratch_out = False
+            scratch = self._scratch
+            assert scratch is not None
+            if not 0 <= nbytes <= len(scratch):
+                raise ValueError(
+                    f"buffer_updated({nbytes}): only {len(scratch)} bytes were offered"
+                )
+            self._held += memoryview(scratch)[:nbytes]
+            decoded = False
+        else:
+            decoded = self._decode(self._decoder.buffer_updated, nbytes)
+        if self._timed:
+            self._touch(decoded)
+
+    def receive_data(self, data: Buffer) -> None:
+        """Take received bytes (for transports that get them as objects)."""
+        self.bytes_in += len(data)
+        if self._busy():
+            self._held += data
+            decoded = False
+        else:
+            decoded = self._decode(self._decoder.feed, data)
+        if self._timed:
+            self._touch(decoded)
+
+    def receive_eof(self) -> None:
+        """The peer finished sending.  Acted upon after what came before is handed out."""
+        self._eof = True
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        """The connection is gone: ``exc`` is raised once after what came before, or a
+        clean end if None."""
+        if exc is None:
+            self._eof = True
+        elif self._lost is None and self._end is None:
+            self._lost = exc
+
+    def _decode(self, call: Callable[[Any], List[bytes]], arg: Any) -> bool:
+        """Decode into a new batch and a queued error; return whether anything came out."""
+        try:
+            frames = call(arg)
+        except FramingError as exc:
+            frames, exc.frames = exc.frames, []
+            self._set_batch(frames)
+            self._error = exc
+            self._drain = True  # frames may be buffered behind the bad ones
+            return True
+        if frames:
+            self._set_batch(frames)
+            return True
+        return False
+
+    def _set_batch(self, frames: List[bytes]) -> None:
+        self.frames_in += len(frames)
+        self._frames = it = iter(frames)
+        self.messages = it if self.serializer is None else map(self._loads, it)
+        if self._bounded:
+            self.batch_bytes = sum(map(len, frames))
+
+    def _loads(self, frame: bytes) -> Any:
+        serializer = self.serializer
+        return frame if serializer is None else loads(serializer, frame)
+
+    # -- receiving: the consumer's side -------------------------------------------
+
+    def next_batch(self) -> bool:
+        """Make the next messages current in :attr:`messages`, once it ran out.
+
+        Returns:
+            True when messages are available, False when more input is needed.
+
+        Raises:
+            FramingError: a decoding error, after the frames decoded before it.
+            OSError: the error the connection was lost with (once).
+            IncompleteFrame: the stream ended inside a frame (once).
+            ConnectionClosed: the stream ended; raised by every later call.
+        """
+        if length_hint(self._frames):
+            return True  # the current batch is not used up (a caller looked twice)
+        while True:
+            error: Optional[BaseException] = self._error
+            if error is not None:
+                self._error = None
+                self._frames = self.messages = _EMPTY
+                try:
+                    raise error
+                finally:
+                    error = None  # no traceback -> frame -> error cycle
+            if self._end is not None:
+                exc_type, message = self._end
+                raise exc_type(message)
+            if self._drain:
+                if self._drain_decoder():
+                    return True
+                continue
+            held = self._held
+            if held:
+                self._held = bytearray()
+                if self._decode(self._decoder.feed, held):
+                    return True
+                continue
+            self._frames = self.messages = _EMPTY
+            self.batch_bytes = 0
+            lost = self._lost
+            if lost is not None:
+                self._lost = None
+                self._end = (ConnectionClosed, "the connection was lost")
+                try:
+                    raise lost
+                finally:
+                    del lost
+            if self._eof:
+                self._end = (ConnectionClosed, "the peer closed the connection")
+                self._decoder.eof()  # IncompleteFrame (once) if a frame was cut off
+                continue
+            return False
+
+    def _drain_decoder(self) -> bool:
+        """After an error: decode the frames the decoder holds behind the bad bytes.
+
+        Returns True if a batch became current.  A decoder that raises again
+        without consuming anything refuses all input: the stream ends with
+        that error.
+        """
+        decoder = self._decoder
+        self._drain = False
+        pending = decoder.pending
+        try:
+            frames = decoder.feed(b"")
+        except FramingError as exc:
+            if not exc.frames and decoder.pending >= pending:
+                self._end = (type(exc), str(exc))  # stuck: it refuses all input
+                self._held = bytearray()
+                return False
+            frames, exc.frames = exc.frames, []
+            self._set_batch(frames)
+            self._error = exc
+            self._drain = True
+            return bool(frames)
+        if frames:
+            self._set_batch(frames)
+            return True
+        return False
+
+    @property
+    def ended(self) -> bool:
+        """Whether the end was reached: every later :meth:`next_batch` raises."""
+        return self._end is not None
+
+    @property
+    def queued_frames(self) -> int:
+        """Decoded frames waiting to be handed out."""
+        return length_hint(self._frames)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes waiting: the current batch (counted whole, and only when the core is
+        bounded), input held back, and what the decoder holds."""
+        return self.batch_bytes + len(self._held) + self._decoder.pending
+
+    @property
+    def over_limit(self) -> bool:
+        """More is waiting than ``max_queued_frames``/``max_queued_bytes`` allow."""
+        if self._max_frames is not None and length_hint(self._frames) > self._max_frames:
+            return True
+        return self._max_bytes is not None and self.queued_bytes > self._max_bytes
+
+    @property
+    def under_half(self) -> bool:
+        """At most half of each bound is in use (the point to resume reading)."""
+        if self._max_frames is not None and length_hint(self._frames) > self._max_frames // 2:
+            return False
+        return self._max_bytes is None or self.queued_bytes <= self._max_bytes // 2
+
+    @property
+    def pending(self) -> int:
+        """Bytes received that belong to no frame handed out or decoded yet."""
+        return self._decoder.pending + len(self._held)
+
+    def discard_received(self) -> None:
+        """Drop everything received and not handed out (the connection was closed
+        locally): every later :meth:`next_batch` raises ``ConnectionClosed``."""
+        self._frames = self.messages = _EMPTY
+        self.batch_bytes = 0
+        self._error = None
+        self._drain = False
+        self._held = bytearray()
+        if self._end is None:
+            self._end = (ConnectionClosed, "the connection was closed")
+
+    # -- timeouts -------------------------------------------------------------------
+
+    def _touch(self, decoded: bool) -> None:
+        now = self._clock()
+        self._last_input = now
+        if not self._decoder.pending:
+            self._frame_started = None
+        elif decoded or self._frame_started is None:
+            self._frame_started = now
+
+    def deadline(self) -> Optional[float]:
+        """Until when (by the clock) the transport may wait for input; None: forever."""
+        if not self._timed:
+            return None
+        deadline = None
+        if self._idle_timeout is not None:
+            deadline = self._last_input + self._idle_timeout
+        if self._frame_timeout is not None and self._frame_started is not None:
+            end = self._frame_started + self._frame_timeout
+            deadline = end if deadline is None else min(deadline, end)
+        return deadline
+
+    def wait_time(self) -> Optional[float]:
+        """Seconds the transport may wait for input from now (<= 0: a deadline has
+        passed, see :meth:`timed_out`); None: no timeout is set."""
+        deadline = self.deadline()
+        return None if deadline is None else deadline - self._clock()
+
+    def timed_out(self) -> Optional[TimeoutError]:
+        """The ``TimeoutError`` for a deadline that has passed, or None if none has."""
+        if not self._timed:
+            return None
+        now = self._clock()
+        if (
+            self._frame_timeout is not None
+            and self._frame_started is not None
+            and now >= self._frame_started + self._frame_timeout
+        ):
+            return TimeoutError(
+                f"frame_timeout: a frame begun {now - self._frame_started:.1f} s ago is "
+                f"still incomplete ({self._decoder.pending} bytes of it received)"
+            )
+        if self._idle_timeout is not None and now >= self._last_input + self._idle_timeout:
+            return TimeoutError(
+                f"idle_timeout: nothing received for {now - self._last_input:.1f} s"
+            )
+        return None
+
+    # -- sending ----------------------------------------------------------------------
+
+    def write(self, payload: Any, prefix: Optional[Buffer] = None) -> None:
+        """Serialize and encode one message onto :attr:`outgoing`.
+
+        Raises:
+            SerializationError: the serializer failed.
+            FrameTooLarge, ValueError: the codec cannot frame it.
+            TypeError: ``payload`` is not bytes-like (a ``str`` is told how to fix it).
+        """
+        if self.serializer is not None:
+            payload = dumps(self.serializer, payload)
+        codec = self.codec
+        try:
+            if type(payload) is bytes and len(payload) >= VECTORED_MIN_SIZE:
+                if prefix is None:
+                    parts = codec.encode_parts(payload)
+                else:
+                    parts = codec.encode_parts(payload, prefix=prefix)
+                self.outgoing.extend(parts)
+                for part in parts:
+                    self.bytes_out += len(part)
+            else:
+                if prefix is None:
+                    data = codec.encode(payload)
+                else:
+                    data = codec.encode(payload, prefix=prefix)
+                self.outgoing.append(data)
+                self.bytes_out += len(data)
+        except TypeError:
+            _check_payload(payload)
+            raise
+        self.frames_out += 1
+
+    def write_many(self, payloads: Iterable[Any], prefix: Optional[Buffer] = None) -> None:
+        """Serialize and encode several messages as one buffer onto :attr:`outgoing`.
+
+        Nothing is added if any of them cannot be framed.
+
+        Raises:
+            As :meth:`write`.
+        """
+        if self.serializer is not None:
+            payloads = [dumps(self.serializer, p) for p in payloads]
+        elif not isinstance(payloads, (list, tuple)):
+            payloads = list(payloads)
+        codec = self.codec
+        try:
+            data = (
+                codec.encode_many(payloads)
+                if prefix is None
+                else codec.encode_many(payloads, prefix=prefix)
+            )
+        except TypeError:
+            for payload in payloads:
+                _check_payload(payload)
+            raise
+        self.outgoing.append(data)
+        self.bytes_out += len(data)
+        self.frames_out += len(payloads)
+
+    def take_outgoing(self) -> List[Buffer]:
+        """Everything to write, in order, for one vectored write; clears :attr:`outgoing`."""
+        out, self.outgoing = self.outgoing, []
+        return out
+
+    @property
+    def coalescing(self) -> bool:
+        """Whether writes may wait: messages of the current batch are still waiting,
+        so the caller comes back for the next one before it waits for input."""
+        return length_hint(self._frames) > 0
+
+    # -- switching codecs ---------------------------------------------------------------
+
+    def switch_codec(self, codec: Codec) -> None:
+        """Decode with ``codec`` from the frame after the last one handed out.
+
+        Frames decoded but not yet handed out, an error after them and bytes
+        not yet decoded all go to the new codec as the bytes they came from.
+
+        Raises:
+            TypeError: the current codec's decoder cannot hand back what it
+                holds (it has no ``detach``) while it holds something.
+            ValueError: the decoder cannot go back there (it is skipping the
+                rest of an oversized frame, or the stream is corrupt).
+        """
+        decoder = self._decoder
+        unused = length_hint(self._frames)
+        if self._switchable:
+            rest = decoder.detach(unused)  # type: ignore[attr-defined]
+        elif unused or self._error or decoder.pending:
+            raise TypeError(
+                f"cannot switch codecs: {self.codec!r} cannot hand back the bytes its "
+                "decoder holds (its decoder has no detach(); see framekit.Decoder)"
+            )
+        else:
+            rest = b""
+        held, self._held = self._held, bytearray()
+        self.codec = codec
+        self._decoder = codec.decoder()
+        self._switchable = hasattr(self._decoder, "detach")
+        self._frames = self.messages = _EMPTY
+        self.batch_bytes = 0
+        self._error = None
+        self._drain = False
+        data = bytes(rest) + held if held else rest
+        if data:
+            self._decode(self._decoder.feed, data)
+
+
+def _check_payload(payload: Any) -> None:
+    if isinstance(payload, str):
+        raise TypeError(
+            "cannot send a str: encode it to bytes (payload.encode()), "
+            "or give the connection a serializer= (e.g. framekit.serializers.JSON)"
+        ) from None
