@@ -11,7 +11,10 @@ an echo server: the objects come back equal, the bad frame comes back as a
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import ssl
+import threading
 from typing import Any, Callable, List, Optional, Tuple
 
 import pytest
@@ -19,6 +22,8 @@ import pytest
 import framekit
 from framekit import CodecBase, DecoderBase, IncompleteFrame, SerializationError
 from framekit.serializers import JSON
+
+from .toy_transport import ToyConnection
 
 TIMEOUT = 5.0
 SCHEMES = ["tcp", "tls", "unix", "udp", "unixgram"]
@@ -154,6 +159,35 @@ def asyncio_exchange(address: str, codec: Any, contexts: Contexts) -> List[Any]:
     return asyncio.run(asyncio.wait_for(_asyncio_exchange(address, codec, contexts), TIMEOUT))
 
 
+def toy_exchange(codec: Any) -> List[Any]:
+    """The exchange over the toy transport of tests/toy_transport.py (a socketpair)."""
+    a, b = socket.socketpair()
+
+    def echo() -> None:
+        with ToyConnection(b, codec) as conn:
+            for frame in conn:
+                conn.send(frame)
+
+    server = threading.Thread(target=echo, daemon=True)
+    server.start()
+    a.settimeout(TIMEOUT)
+    with ToyConnection(a, codec, serializer=JSON) as conn:
+        got: List[Any] = []
+        conn.send(FIRST)
+        got.append(conn.recv())
+        conn.serializer = None
+        conn.send(BAD)
+        conn.serializer = JSON
+        with pytest.raises(SerializationError) as info:
+            conn.recv()
+        got.append(info.value.frame)
+        conn.send(SECOND)
+        got.append(conn.recv())
+    server.join(TIMEOUT)
+    assert not server.is_alive()
+    return got
+
+
 EXCHANGES = {"blocking": blocking_exchange, "asyncio": asyncio_exchange}
 
 
@@ -189,6 +223,24 @@ def test_other_codecs(
     mode: str, scheme: str, codec: str, sock_dir: str, request: pytest.FixtureRequest
 ) -> None:
     run(mode, scheme, OTHER_CODECS[codec](), sock_dir, request)
+
+
+@pytest.mark.network
+def test_toy_transport_length_prefixed(LP: Callable[..., Any]) -> None:
+    assert toy_exchange(LP(4)) == [FIRST, BAD, SECOND]
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("codec", sorted(OTHER_CODECS))
+def test_toy_transport_other_codecs(codec: str) -> None:
+    assert toy_exchange(OTHER_CODECS[codec]()) == [FIRST, BAD, SECOND]
+
+
+def test_toy_transport_is_small() -> None:
+    """A new transport is a small file: the toy proves it (docs/architecture.md)."""
+    path = os.path.join(os.path.dirname(__file__), "toy_transport.py")
+    with open(path) as source:
+        assert len(source.readlines()) < 80
 
 
 def test_slip_round_trip() -> None:

@@ -37,8 +37,9 @@ decoder may still hold complete frames, so :meth:`next_batch` calls
 reply and send nothing more).  A decoder that raises again without consuming
 anything refuses all input (a corrupted length leaves no trustworthy frame
 boundary): the stream ends with that error, raised by every later call.
-Stored exceptions are raised with their local reference dropped in a
-``finally``, so a traceback never ties the error to the connection in a cycle
+Exceptions are stored without their traceback and raised with their local
+reference dropped in a ``finally``, so no traceback ties an error to the
+connection (and its decoder, and the half-received frame in it) in a cycle
 that only the garbage collector could free.
 
 **End of stream.**  :meth:`receive_eof` is acted upon once everything before
@@ -249,7 +250,7 @@ class StreamCore:
         if exc is None:
             self._eof = True
         elif self._lost is None and self._end is None:
-            self._lost = exc
+            self._lost = exc.with_traceback(None)
 
     def _decode(self, call: Callable[[Any], List[bytes]], arg: Any) -> bool:
         """Decode into a new batch and a queued error; return whether anything came out."""
@@ -258,7 +259,9 @@ class StreamCore:
         except FramingError as exc:
             frames, exc.frames = exc.frames, []
             self._set_batch(frames)
-            self._error = exc
+            # Without its traceback: the decoder's frames in it (and any local
+            # there that holds the error) would tie it to the decoder in a cycle.
+            self._error = exc.with_traceback(None)
             self._drain = True  # frames may be buffered behind the bad ones
             return True
         if frames:
@@ -350,7 +353,7 @@ class StreamCore:
                 return False
             frames, exc.frames = exc.frames, []
             self._set_batch(frames)
-            self._error = exc
+            self._error = exc.with_traceback(None)
             self._drain = True
             return bool(frames)
         if frames:
