@@ -436,6 +436,7 @@ async def open_datagram(
     max_queued_frames: int = DEFAULT_MAX_QUEUED_FRAMES,
     max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
     unix_mode: Optional[int] = DEFAULT_UNIX_MODE,
+    reuse_port: bool = False,
 ) -> DatagramEndpoint:
     """Open a framed datagram endpoint bound to ``local``, connected to ``remote``, or both.
 
@@ -452,6 +453,8 @@ async def open_datagram(
         max_queued_frames: drop datagrams above this many unread frames.
         max_queued_bytes: drop datagrams above this many unread bytes.
         unix_mode: permissions of a bound socket file (None: leave the umask's).
+        reuse_port: set ``SO_REUSEPORT`` on a bound UDP socket, so several
+            processes can share the port.
 
     Raises:
         ValueError: neither address given, a non-datagram address, or two
@@ -460,6 +463,8 @@ async def open_datagram(
             a live endpoint owns).
     """
     loc = _datagram_address(local, "local")
+    if reuse_port and (loc is None or loc.is_unix):
+        raise ValueError("reuse_port is for a bound UDP endpoint")
     rem = _datagram_address(remote, "remote")
     if loc is None and rem is None:
         raise ValueError("open_datagram needs a local address, a remote address, or both")
@@ -509,6 +514,7 @@ async def open_datagram(
         transport, protocol = await loop.create_datagram_endpoint(
             factory,
             local_addr=None if loc is None else host_port(loc),
+            reuse_port=reuse_port or None,
             remote_addr=None if rem is None else host_port(rem),
         )
     return DatagramEndpoint(transport, protocol, serializer=serializer, unix_file=unix_file)

@@ -3,25 +3,31 @@
 Design notes
 ------------
 Stream servers (``tcp``, ``tls``, ``unix``) run ``handler(conn)`` as one task
-per connection, started from the protocol's ``connection_made`` (after the TLS
-handshake, which asyncio does without blocking the accept loop).
+per connection.
+
+Accepting.  The server binds its listening socket with the socket rules every
+transport shares (:mod:`framekit._sockets`: a host name is bound on its first
+address, as the blocking server does) and accepts connections itself, by the
+admission rules every server shares (:mod:`framekit.core.admission`): at most
+``ACCEPTS_PER_WAKEUP`` per wake-up, so a flood of new connections cannot
+starve the ones being served; beyond ``max_connections`` a connection is
+accepted and closed at once with a log line (at most one a second, with a
+count), and the client sees a clean close rather than a hang in the backlog;
+running out of descriptors (``EMFILE``) stops accepting for a moment, not
+serving.  Each accepted socket goes to the loop with
+``loop.connect_accepted_socket``, which does the TLS handshake under
+``handshake_timeout``.  A handshake in progress takes no connection slot:
+handshakes are bounded apart and the oldest stalled one is dropped to make
+room, so clients that never finish theirs can exhaust neither slots nor
+descriptors.
 
 Isolation.  Whatever ends a handler (a clean EOF, bad input from the client,
-a reset, a bug in the handler) ends only that task, and the task's ``finally``
-closes only that connection.  Each end is logged on the ``framekit`` logger:
-a clean close at DEBUG, a client's bad frames or a lost connection at WARNING
-(one line, no traceback: the client misbehaved, not the server), and any other
-exception from the handler at ERROR with its traceback.
-
-``max_connections``.  asyncio has no public way to stop accepting for a while,
-so a connection above the bound is accepted, logged at WARNING and closed at
-once: the client sees a clean close rather than a hang in the backlog.  (The
-blocking API may choose otherwise; the bound on memory and tasks is the same.)
-
-A host name with port 0 (``tcp://localhost:0``) is bound on its first
-address only: asyncio would give each address its own free port, and
-:attr:`Server.address` can name only one.  With a fixed port every address
-is bound.
+a reset, a timeout, a bug in the handler) ends only that task, and the task's
+``finally`` closes only that connection.  Each end is logged on the
+``framekit`` logger: a clean close at DEBUG, a client's bad frames, a lost
+connection or a timeout at WARNING (one line, no traceback: the client
+misbehaved, not the server), and any other exception from the handler at
+ERROR with its traceback.
 
 Closing.  ``close()`` stops accepting, removes the Unix socket file, closes
 every client connection and cancels every handler (a handler awaiting
@@ -54,18 +60,20 @@ import asyncio
 import logging
 import socket
 import ssl as _ssl
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Union
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Set, Union
 
 from .._sockets import (
     DEFAULT_UNIX_MODE,
     UnixFile,
-    bind_unix,
-    host_port,
+    bind_socket,
+    bound_address,
     peer_name,
+    set_nodelay,
     tls_context,
 )
 from ..addresses import Address, AddressLike, address_from_sockaddr, parse_address
 from ..codecs.interface import Codec
+from ..core.admission import ACCEPT_BACKOFF, ACCEPTS_PER_WAKEUP, Admission
 from ..core.options import (
     CLOSE_TIMEOUT,
     DEFAULT_BACKLOG,
@@ -126,13 +134,19 @@ class Server:
         self._handler = handler
         self._codec = codec
         self._serializer = serializer
-        self._max_connections = max_connections
+        self._loop = asyncio.get_running_loop()
+        self._admission = Admission(max_connections, clock=self._loop.time)
+        self._backoff_until = 0.0
+        self._listener: Optional[socket.socket] = None
+        self._accepting = False
+        self._ssl: Optional[_ssl.SSLContext] = None
+        #: Tasks handing accepted sockets to the loop (and doing TLS handshakes).
+        self._connecting: Set[asyncio.Task[None]] = set()
         self._max_queued_frames = max_queued_frames
         self._max_queued_bytes = max_queued_bytes
         self._loop = asyncio.get_running_loop()
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._tasks: Dict[Peer, asyncio.Task[None]] = {}
-        self._server: Optional[asyncio.AbstractServer] = None
         self._endpoint: Optional[DatagramEndpoint] = None
         self._unix_file: Optional[UnixFile] = None
         self._address = ""
@@ -149,83 +163,183 @@ class Server:
             self._codec,
             max_queued_frames=self._max_queued_frames,
             max_queued_bytes=self._max_queued_bytes,
-            on_connection_made=self._connection_made,
             idle_timeout=self._idle_timeout,
             frame_timeout=self._frame_timeout,
         )
 
     async def _start(
-        self, ssl: Optional[_ssl.SSLContext], unix_mode: Optional[int], backlog: int
+        self,
+        ssl: Optional[_ssl.SSLContext],
+        unix_mode: Optional[int],
+        backlog: int,
+        reuse_port: bool,
     ) -> None:
         addr = self._requested
-        handshake = None if ssl is None else self._handshake_timeout
-        if addr.is_unix:
-            sock, self._unix_file = bind_unix(addr, unix_mode)
+        sock, self._unix_file = bind_socket(
+            addr, backlog=backlog, unix_mode=unix_mode, reuse_port=reuse_port
+        )
+        try:
+            sock.setblocking(False)
+            self._address = bound_address(addr, sock).url()
+            self._loop.add_reader(sock.fileno(), self._accept_ready)
+        except BaseException:
+            sock.close()
+            if self._unix_file is not None:
+                self._unix_file.remove()
+            raise
+        self._listener = sock
+        self._accepting = True
+        self._ssl = ssl
+
+    # -- accepting ----------------------------------------------------------------
+
+    def _accept_ready(self) -> None:
+        listener = self._listener
+        assert listener is not None
+        for _ in range(ACCEPTS_PER_WAKEUP):
+            if self._ssl is not None and not self._room_for_handshake():
+                return
             try:
-                self._server = await self._loop.create_unix_server(
-                    self._protocol_factory,
-                    sock=sock,
-                    ssl=ssl,
-                    backlog=backlog,
-                    ssl_handshake_timeout=handshake,
-                )
-            except BaseException:
-                sock.close()
-                if self._unix_file is not None:
-                    self._unix_file.remove()
-                raise
-        else:
-            host, port = host_port(addr)
-            if port == 0 and addr.family == socket.AF_UNSPEC:
-                # A name may resolve to several addresses, and port 0 would give
-                # each its own port: bind the first one only.
-                infos = await self._loop.getaddrinfo(
-                    host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-                )
-                host = str(infos[0][4][0])
-            self._server = await self._loop.create_server(
-                self._protocol_factory,
-                host,
-                port,
-                ssl=ssl,
-                backlog=backlog,
-                ssl_handshake_timeout=handshake,
+                sock, peer = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue  # the client gave up before we got to it
+            except OSError as exc:
+                if not self._closed.done():
+                    self._back_off(exc)
+                return
+            self._admit(sock, peer)
+
+    def _room_for_handshake(self) -> bool:
+        dropped, retry_at = self._admission.room_for_handshake()
+        for sock in dropped:
+            _wake(sock)  # a stalled handshake makes room: its next read sees the end
+        if retry_at is None:
+            return True
+        self._stop_accepting()
+        self._loop.call_at(retry_at, self._resume_accepting)
+        return False
+
+    def _back_off(self, exc: OSError) -> None:
+        if Admission.out_of_resources(exc):
+            logger.warning(
+                "%s: cannot accept connections for now: %s; serving the others, retrying in %.1f s",
+                self._address,
+                exc.strerror or exc,
+                ACCEPT_BACKOFF,
             )
-        bound = address_from_sockaddr(addr.scheme, self._server.sockets[0].getsockname())
-        if addr.is_tls and addr.family == socket.AF_UNSPEC:
-            # Keep the host name: certificates are usually issued for names.
-            bound = Address(addr.scheme, host=addr.host, port=bound.port)
-        self._address = bound.url()
+        else:
+            logger.error("%s: cannot accept a connection: %s", self._address, exc)
+        self._stop_accepting()
+        self._backoff_until = self._loop.time() + ACCEPT_BACKOFF
+        self._loop.call_at(self._backoff_until, self._resume_accepting)
+
+    def _stop_accepting(self) -> None:
+        if self._accepting and self._listener is not None:
+            self._loop.remove_reader(self._listener.fileno())
+            self._accepting = False
+
+    def _resume_accepting(self) -> None:
+        if (
+            not self._closed.done()
+            and not self._accepting
+            and self._listener is not None
+            and self._loop.time() >= self._backoff_until
+        ):
+            self._loop.add_reader(self._listener.fileno(), self._accept_ready)
+            self._accepting = True
+
+    def _admit(self, sock: socket.socket, peer: Any) -> None:
+        name = peer_name(self._requested.scheme, peer)
+        try:
+            sock.setblocking(False)
+            set_nodelay(sock)
+        except OSError as exc:  # macOS: EINVAL for a connection reset before accept
+            sock.close()
+            logger.warning("%s: dropping connection from %s: %s", self._address, name, exc)
+            return
+        if self._ssl is not None:
+            self._admission.handshake_started(sock, sock)
+        elif not self._admission.take_slot():
+            self._refuse(name)
+            sock.close()
+            return
+        task = self._loop.create_task(self._connect(sock, name))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    def _refuse(self, name: str) -> None:
+        count = self._admission.refused()
+        if count is not None:
+            logger.warning(
+                "%s: refusing connection from %s: max_connections (%d) reached%s",
+                self._address,
+                name,
+                self._admission.max_connections,
+                f" ({count - 1} more refused since the last such line)" if count > 1 else "",
+            )
+
+    async def _connect(self, sock: socket.socket, name: str) -> None:
+        """Hand an accepted socket to the loop (TLS: after the handshake), then serve it."""
+        tls = self._ssl is not None
+        made: List[FramedProtocol] = []  # uvloop returns its TLS protocol, not ours
+
+        def factory() -> FramedProtocol:
+            made.append(self._protocol_factory())
+            return made[-1]
+
+        try:
+            await self._loop.connect_accepted_socket(
+                factory,
+                sock,
+                ssl=self._ssl,
+                ssl_handshake_timeout=self._handshake_timeout if tls else None,
+            )
+        except (OSError, asyncio.TimeoutError) as exc:  # a failed or stalled handshake
+            sock.close()
+            if not tls:
+                self._admission.release_slot()
+            level = logging.DEBUG if self._closed.done() else logging.WARNING
+            logger.log(level, "%s: TLS handshake with %s failed: %s", self._address, name, exc)
+            return
+        except BaseException:
+            sock.close()
+            if not tls:
+                self._admission.release_slot()
+            raise
+        finally:
+            if tls:
+                self._admission.handshake_ended(sock)
+                self._resume_accepting()  # if it waited for a handshake to end
+        protocol = made[0]
+        transport = protocol.transport
+        assert transport is not None
+        if tls and not self._admission.take_slot():
+            self._refuse(name)
+            transport.abort()
+            return
+        if self._closed.done():
+            self._admission.release_slot()
+            transport.abort()
+            return
+        conn = Connection(transport, protocol, serializer=self._serializer)
+        self._start_handler(conn, f"connection from {name}")
 
     def _start_datagram(self, endpoint: DatagramEndpoint) -> None:
         self._endpoint = endpoint
         self._address = address_from_sockaddr(self._requested.scheme, endpoint.local_address).url()
         self._start_handler(endpoint, f"datagram endpoint {self._address}")
 
-    def _connection_made(self, protocol: FramedProtocol) -> None:
-        transport = protocol.transport
-        assert transport is not None
-        peer = peer_name(self._requested.scheme, transport.get_extra_info("peername"))
-        if self._closed.done():
-            protocol.close(abort=True)
-            return
-        if self._max_connections is not None and len(self._tasks) >= self._max_connections:
-            logger.warning(
-                "%s: refusing connection from %s: max_connections (%d) reached",
-                self._address,
-                peer,
-                self._max_connections,
-            )
-            protocol.close()
-            return
-        conn = Connection(transport, protocol, serializer=self._serializer)
-        self._start_handler(conn, f"connection from {peer}")
-
     def _start_handler(self, peer: Peer, name: str) -> None:
         task = self._loop.create_task(self._run(peer, name))
         self._tasks[peer] = task
         # Not in _run's finally: a task cancelled before it started never runs it.
-        task.add_done_callback(lambda _: self._tasks.pop(peer, None))
+        task.add_done_callback(lambda _: self._handler_done(peer))
+
+    def _handler_done(self, peer: Peer) -> None:
+        if self._tasks.pop(peer, None) is not None and peer is not self._endpoint:
+            self._admission.release_slot()
 
     async def _run(self, peer: Peer, name: str) -> None:
         try:
@@ -286,6 +400,12 @@ class Server:
         return self._address
 
     @property
+    def active_connections(self) -> int:
+        """Connections being served now (stream servers; TLS handshakes in
+        progress not counted)."""
+        return self._admission.active
+
+    @property
     def connections(self) -> List[Peer]:
         """The client connections being handled (the endpoint, for datagrams)."""
         return list(self._tasks)
@@ -300,10 +420,17 @@ class Server:
         if self._closed.done():
             return
         self._closed.set_result(None)
-        if self._server is not None:
-            self._server.close()
+        if self._listener is not None:
+            if self._accepting:
+                self._loop.remove_reader(self._listener.fileno())
+                self._accepting = False
+            self._listener.close()
         if self._unix_file is not None:
             self._unix_file.remove()
+        for sock in self._admission.pending_handles():
+            _wake(sock)  # handshakes in progress fail at once
+        for connecting in self._connecting:
+            connecting.cancel()
         self._closing_peers = list(self._tasks)
         for peer, task in list(self._tasks.items()):
             peer.transport.close()
@@ -312,15 +439,13 @@ class Server:
     async def wait_closed(self) -> None:
         """Wait until the server is closed and every handler has finished."""
         await asyncio.shield(self._closed)
-        while self._tasks:
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        while self._tasks or self._connecting:
+            await asyncio.gather(*self._tasks.values(), *self._connecting, return_exceptions=True)
         # Each task closed its peer (aborting after the close timeout, or when
         # cancelled); a task cancelled before it ran never did: abort what is left.
         for peer in self._closing_peers:
             peer.abort()  # a no-op for one already gone
             await peer.wait_closed()
-        if self._server is not None:
-            await self._server.wait_closed()
         if self._endpoint is not None:
             await self._endpoint.close()
 
@@ -360,6 +485,7 @@ async def serve(
     max_datagram_size: Optional[int] = None,
     unix_mode: Optional[int] = DEFAULT_UNIX_MODE,
     backlog: int = DEFAULT_BACKLOG,
+    reuse_port: bool = False,
     handshake_timeout: Optional[float] = HANDSHAKE_TIMEOUT,
     idle_timeout: Optional[float] = None,
     frame_timeout: Optional[float] = FRAME_TIMEOUT,
@@ -388,6 +514,8 @@ async def serve(
             :func:`~framekit.asyncio.open_datagram`).
         unix_mode: permissions of the Unix socket file (None: the umask's).
         backlog: the listen backlog.
+        reuse_port: set ``SO_REUSEPORT`` (TCP/UDP), so several processes can
+            serve one port (the kernel spreads the connections).
         handshake_timeout: seconds a TLS client has to finish its handshake.
         idle_timeout: seconds a connection may send nothing while its handler
             waits for input; then ``recv()`` raises ``TimeoutError`` and (unless
@@ -445,8 +573,17 @@ async def serve(
             max_queued_frames=max_queued_frames,
             max_queued_bytes=max_queued_bytes,
             unix_mode=unix_mode,
+            reuse_port=reuse_port,
         )
         server._start_datagram(endpoint)
     else:
-        await server._start(context, unix_mode, backlog)
+        await server._start(context, unix_mode, backlog, reuse_port)
     return server
+
+
+def _wake(sock: socket.socket) -> None:
+    """End a connection whose handshake is in progress: its next read sees the end."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already gone

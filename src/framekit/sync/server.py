@@ -13,18 +13,22 @@ set up after ``accept`` (macOS fails ``TCP_NODELAY`` with ``EINVAL`` on a
 connection reset meanwhile) is closed and logged, and so is any unexpected
 error in one round of the loop; the loop goes on.
 
-**max_connections.**  Beyond the limit a new connection is accepted and closed
-at once, with a log line, rather than left in the listen backlog: the client
-learns immediately instead of hanging, and the backlog cannot hide an
-overloaded server.  What it sees is a ``ConnectionError``: ``ConnectionClosed``
-if it only reads, but ``ConnectionResetError`` (or ``BrokenPipeError``) once
-it has sent data the server never read, and a TLS client fails its handshake
-(an ``ssl.SSLError`` or a ``ConnectionError``).
+**Admission** follows the rules every server shares
+(:mod:`framekit.core.admission`): beyond ``max_connections`` a new connection
+is accepted and closed at once, with a log line (at most one a second, with
+a count), rather than left in the listen backlog.  What the client sees is a
+``ConnectionError``: ``ConnectionClosed`` if it only reads, but
+``ConnectionResetError`` (or ``BrokenPipeError``) once it has sent data the
+server never read.  Running out of descriptors while accepting pauses
+accepting for a moment while the other connections go on.
 
 **TLS.**  The accept loop only accepts.  Wrapping and the handshake happen in
 the connection's own thread, under ``handshake_timeout``, so a slow or bad TLS
-client delays nobody else.  A client that closes its TCP connection without a
-TLS ``close_notify`` (a "ragged EOF") ends its connection like a clean close
+client delays nobody else.  A handshake in progress takes no connection slot:
+handshakes are bounded apart, the oldest stalled one dropped to make room, so
+clients that never finish theirs can exhaust neither slots nor descriptors.
+A client that closes its TCP connection without a TLS ``close_notify`` (a
+"ragged EOF") ends its connection like a clean close
 (``ConnectionClosed``): Python's own ``SSLSocket.close()`` sends no
 ``close_notify``, so refusing ragged EOFs would turn every ordinary close
 into an error.  The framing still catches a cut inside a frame
@@ -56,6 +60,7 @@ reported, not waited for forever.
 from __future__ import annotations
 
 import logging
+import select
 import selectors
 import socket
 import ssl as _ssl
@@ -74,6 +79,7 @@ from .._sockets import (
 )
 from ..addresses import AddressLike, parse_address
 from ..codecs.interface import Codec
+from ..core.admission import ACCEPT_BACKOFF, Admission
 from ..core.options import (
     DEFAULT_BACKLOG,
     FRAME_TIMEOUT,
@@ -95,20 +101,18 @@ __all__ = ["Server", "serve"]
 
 logger = logging.getLogger("framekit")
 
-#: Pause after accept() fails for lack of resources (EMFILE...), so the loop
-#: does not spin on a listening socket that stays readable.
-_ACCEPT_BACKOFF = 0.1
-
 
 class _Client:
-    """One connection: its current socket (replaced by the TLS wrapper) and thread."""
+    """One connection: its current socket (replaced by the TLS wrapper), its thread,
+    and whether it holds a connection slot."""
 
-    __slots__ = ("name", "peer", "sock", "thread")
+    __slots__ = ("name", "peer", "slot", "sock", "thread")
 
     def __init__(self, sock: socket.socket, peer: Any, name: str) -> None:
         self.sock = sock
         self.peer = peer
         self.name = name
+        self.slot = False
         self.thread: Optional[threading.Thread] = None
 
     def abort(self) -> None:
@@ -164,7 +168,7 @@ class Server:
         self._handler = handler
         self._codec = make_codec(codec)  # checked once, here, not per connection
         self._serializer = check_serializer(serializer)
-        self._max_connections = max_connections
+        self._admission = Admission(max_connections)
         self._handshake_timeout = handshake_timeout
         self.socket, self._unix_file = bind_socket(
             addr, backlog=backlog, unix_mode=unix_mode, reuse_port=reuse_port
@@ -249,9 +253,10 @@ class Server:
 
     @property
     def active_connections(self) -> int:
-        """Connections being served now (stream servers)."""
+        """Connections being served now (stream servers; TLS handshakes in
+        progress not counted)."""
         with self._lock:
-            return len(self._clients)
+            return self._admission.active
 
     def _wait(self, selector: selectors.BaseSelector, timeout: Optional[float] = None) -> bool:
         """Wait until the server socket is readable; False once shutting down."""
@@ -269,6 +274,8 @@ class Server:
     def _accept_loop(self) -> None:
         with self._selector() as selector:
             while not self._closing:
+                if self._ssl is not None and not self._room_for_handshake():
+                    continue
                 if self._wait(selector):
                     try:
                         self._accept(selector)
@@ -280,7 +287,19 @@ class Server:
                             self.address,
                             exc_info=exc,
                         )
-                        self._wait(selector, _ACCEPT_BACKOFF)
+                        self._wait(selector, ACCEPT_BACKOFF)
+
+    def _room_for_handshake(self) -> bool:
+        """Make room for one more TLS handshake, or wait a little (see the notes)."""
+        with self._lock:
+            dropped, retry_at = self._admission.room_for_handshake()
+        for client in dropped:
+            client.abort()  # a stalled handshake: its thread's read sees the end
+        if retry_at is None:
+            return True
+        # Accept nothing until a handshake ends or stalls: poll the wake-up pair only.
+        select.select([self._wake_r], [], [], min(0.05, max(0.0, retry_at - time.monotonic())))
+        return False
 
     def _accept(self, selector: selectors.BaseSelector) -> None:
         try:
@@ -290,8 +309,17 @@ class Server:
         except OSError as exc:
             if self._closing:
                 return
-            logger.error("server %s cannot accept a connection: %s", self.address, exc)
-            self._wait(selector, _ACCEPT_BACKOFF)
+            if Admission.out_of_resources(exc):
+                logger.warning(
+                    "server %s: cannot accept connections for now: %s; serving the others, "
+                    "retrying in %.1f s",
+                    self.address,
+                    exc.strerror or exc,
+                    ACCEPT_BACKOFF,
+                )
+            else:
+                logger.error("server %s cannot accept a connection: %s", self.address, exc)
+            self._wait(selector, ACCEPT_BACKOFF)
             return
         try:
             self._admit(sock, peer)
@@ -321,15 +349,14 @@ class Server:
             if self._closing:
                 sock.close()
                 return
-            if self._max_connections is not None and len(self._clients) >= self._max_connections:
-                logger.warning(
-                    "server %s: refusing connection from %s: max_connections (%d) reached",
-                    self.address,
-                    client.name,
-                    self._max_connections,
-                )
+            if self._ssl is not None:
+                self._admission.handshake_started(client, client)  # it takes no slot
+            elif not self._admission.take_slot():
+                self._refuse(client)
                 sock.close()
                 return
+            else:
+                client.slot = True
             thread = threading.Thread(
                 target=self._serve_client,
                 args=(client,),
@@ -342,16 +369,37 @@ class Server:
                 logger.error(
                     "server %s: refusing connection from %s: %s", self.address, client.name, exc
                 )
+                self._admission.handshake_ended(client)
+                if client.slot:
+                    self._admission.release_slot()
                 sock.close()
                 return
             client.thread = thread
             self._clients.add(client)
+
+    def _refuse(self, client: _Client) -> None:
+        """Log a refusal for lack of a slot (at most one line a second, with a count)."""
+        count = self._admission.refused()
+        if count is not None:
+            logger.warning(
+                "server %s: refusing connection from %s: max_connections (%d) reached%s",
+                self.address,
+                client.name,
+                self._admission.max_connections,
+                f" ({count - 1} more refused since the last such line)" if count > 1 else "",
+            )
 
     def _serve_client(self, client: _Client) -> None:
         try:
             sock = client.sock
             if self._ssl is not None:
                 sock = self._handshake(client, self._ssl)
+                with self._lock:
+                    self._admission.handshake_ended(client)
+                    client.slot = self._admission.take_slot()
+                if not client.slot:
+                    self._refuse(client)
+                    return
             conn = FramedSocket(
                 sock,
                 self._codec,
@@ -366,6 +414,10 @@ class Server:
             client.sock.close()
             with self._lock:
                 self._clients.discard(client)
+                self._admission.handshake_ended(client)
+                if client.slot:
+                    client.slot = False
+                    self._admission.release_slot()
 
     def _handshake(self, client: _Client, context: _ssl.SSLContext) -> _ssl.SSLSocket:
         client.sock.settimeout(self._handshake_timeout)
