@@ -52,6 +52,8 @@ BAD: List[Tuple[str, Any, type, str]] = [
     ("max_datagram_size", 0, ValueError, "max_datagram_size must be at least 1, got 0"),
     ("max_datagram_size", 1.5, TypeError, "max_datagram_size must be an int, not float"),
     ("max_queued_frames", 0, ValueError, "max_queued_frames must be at least 1, got 0"),
+    ("max_buffered_bytes", -5, ValueError, "max_buffered_bytes must be at least 1, got -5"),
+    ("max_buffered_bytes", 1e9, TypeError, "max_buffered_bytes must be an int, not float"),
     ("max_queued_bytes", "x", TypeError, "max_queued_bytes must be an int, not str"),
     (
         "idle_timeout",

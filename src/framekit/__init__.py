@@ -11,6 +11,7 @@ from .codecs.delimited import Delimited
 from .codecs.interface import Codec, CodecBase, Decoder, DecoderBase
 from .codecs.netstring import Netstring
 from .errors import (
+    BudgetExceeded,
     ConnectionClosed,
     CorruptedFrame,
     FrameTooLarge,
@@ -31,6 +32,7 @@ __all__ = [
     "Delimited",
     "Netstring",
     "serializers",
+    "BudgetExceeded",
     "ConnectionClosed",
     "CorruptedFrame",
     "FrameTooLarge",

@@ -25,6 +25,7 @@ __all__ = [
     "FrameTooLarge",
     "CorruptedFrame",
     "IncompleteFrame",
+    "BudgetExceeded",
     "ConnectionClosed",
     "SerializationError",
 ]
@@ -122,6 +123,22 @@ class IncompleteFrame(FramingError):
 
 class ConnectionClosed(ConnectionError):
     """The peer closed the connection cleanly, between two frames."""
+
+
+class BudgetExceeded(ConnectionError):
+    """A server's memory budget (``max_buffered_bytes``) is used up, and this
+    connection's input would have taken more: it was refused, and the server
+    closes it.  Messages received before are delivered first.
+
+    Attributes:
+        budget: the server's ``max_buffered_bytes``.
+    """
+
+    budget: int
+
+    def __init__(self, message: str, *, budget: int = 0) -> None:
+        super().__init__(message)
+        self.budget = budget
 
 
 class SerializationError(ValueError):

@@ -10,6 +10,7 @@ import pytest
 
 import framekit
 from framekit.core import StreamCore
+from framekit.core.budget import MemoryBudget
 from framekit.core.options import VECTORED_MIN_SIZE
 from framekit.serializers import JSON
 
@@ -305,3 +306,26 @@ def test_a_dead_connection_s_decoder_is_freed_without_the_garbage_collector(
         assert decoder() is None
     finally:
         gc.enable()
+
+
+def test_a_server_wide_budget_refuses_the_connection_that_asks_for_more(LP: Any) -> None:
+    codec = LP(4)
+    budget = MemoryBudget(1000)
+    a, b = StreamCore(codec), StreamCore(codec)
+    a.set_budget(budget)
+    b.set_budget(budget)
+    a.receive_data(codec.encode(b"x" * 2000)[:700])  # an unfinished frame: 700 held
+    assert budget.used == 700
+    b.receive_data(codec.encode(b"ok") + codec.encode(b"y" * 2000)[:400])  # 706 > 300 left
+    assert b.refused and not a.refused
+    assert budget.used == 700 + len(b"ok")  # b's unfinished frame was dropped at once
+    assert drain(b) == [b"ok", "BudgetExceeded"]
+    with pytest.raises(framekit.ConnectionClosed):
+        b.next_batch()
+    b.receive_data(b"more")  # a refused connection's input is dropped
+    assert b.pending == 0
+    b.discard_received()
+    assert budget.used == 700
+    a.receive_data(codec.encode(b"x" * 2000)[700:])  # a goes on
+    assert drain(a) == [b"x" * 2000]
+    assert budget.used == 0

@@ -119,7 +119,7 @@ class FramedProtocol(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         core = self.core
         core.buffer_updated(nbytes)
-        if not self.paused and core.over_limit:
+        if not self.paused and (core.over_limit or core.refused):
             self.pause_reading()
         self.waiter.wake()
 
@@ -152,8 +152,10 @@ class FramedProtocol(asyncio.BufferedProtocol):
             transport.pause_reading()
 
     def resume_reading(self) -> None:
-        """Read again."""
+        """Read again (unless the memory budget refused this connection)."""
         transport = self.transport
+        if self.core.refused:
+            return
         self.paused = False
         if transport is not None and not transport.is_closing():
             transport.resume_reading()

@@ -74,13 +74,16 @@ from .._sockets import (
 from ..addresses import Address, AddressLike, address_from_sockaddr, parse_address
 from ..codecs.interface import Codec
 from ..core.admission import ACCEPT_BACKOFF, ACCEPTS_PER_WAKEUP, Admission
+from ..core.budget import MemoryBudget
 from ..core.options import (
     CLOSE_TIMEOUT,
     DEFAULT_BACKLOG,
+    DEFAULT_MAX_BUFFERED_BYTES,
     DEFAULT_MAX_QUEUED_BYTES,
     DEFAULT_MAX_QUEUED_FRAMES,
     FRAME_TIMEOUT,
     HANDSHAKE_TIMEOUT,
+    check_max_buffered_bytes,
     check_max_connections,
     check_max_datagram_size,
     check_queue_bounds,
@@ -88,7 +91,7 @@ from ..core.options import (
     check_timeout,
     make_codec,
 )
-from ..errors import ConnectionClosed, FramingError
+from ..errors import BudgetExceeded, ConnectionClosed, FramingError
 from ..serializers import Serializer
 from .connection import Connection
 from .datagram import DatagramEndpoint, open_datagram
@@ -126,11 +129,13 @@ class Server:
         handshake_timeout: Optional[float] = HANDSHAKE_TIMEOUT,
         idle_timeout: Optional[float] = None,
         frame_timeout: Optional[float] = FRAME_TIMEOUT,
+        max_buffered_bytes: Optional[int] = DEFAULT_MAX_BUFFERED_BYTES,
     ) -> None:
         self._requested = address
         self._handshake_timeout = handshake_timeout
         self._idle_timeout = idle_timeout
         self._frame_timeout = frame_timeout
+        self._budget = None if max_buffered_bytes is None else MemoryBudget(max_buffered_bytes)
         self._handler = handler
         self._codec = codec
         self._serializer = serializer
@@ -159,13 +164,15 @@ class Server:
     # -- starting -------------------------------------------------------------
 
     def _protocol_factory(self) -> FramedProtocol:
-        return FramedProtocol(
+        protocol = FramedProtocol(
             self._codec,
             max_queued_frames=self._max_queued_frames,
             max_queued_bytes=self._max_queued_bytes,
             idle_timeout=self._idle_timeout,
             frame_timeout=self._frame_timeout,
         )
+        protocol.core.set_budget(self._budget)
+        return protocol
 
     async def _start(
         self,
@@ -356,6 +363,8 @@ class Server:
             logger.warning(
                 "%s: closing %s: bad input: %s: %s", self._address, name, type(exc).__name__, exc
             )
+        except BudgetExceeded as exc:
+            logger.warning("%s: closing %s: %s", self._address, name, exc)
         except (ConnectionError, _ssl.SSLError) as exc:
             logger.warning("%s: %s lost: %s: %s", self._address, name, type(exc).__name__, exc)
         except TimeoutError as exc:
@@ -489,6 +498,7 @@ async def serve(
     handshake_timeout: Optional[float] = HANDSHAKE_TIMEOUT,
     idle_timeout: Optional[float] = None,
     frame_timeout: Optional[float] = FRAME_TIMEOUT,
+    max_buffered_bytes: Optional[int] = DEFAULT_MAX_BUFFERED_BYTES,
 ) -> Server:
     """Bind ``address`` and serve: ``await handler(conn)`` runs once per connection.
 
@@ -523,6 +533,11 @@ async def serve(
             (connections may be idle by design).
         frame_timeout: seconds a frame begun may take to arrive whole (the
             slow-trickle defence); then as for ``idle_timeout``.  None: no limit.
+        max_buffered_bytes: bound on the bytes all connections hold at once
+            (frames waiting for their handler, unfinished frames); a
+            connection whose input would go above it is refused
+            (``BudgetExceeded`` from its ``recv()``, after what it had
+            received) and closed.  None: no bound.
 
     Returns:
         The :class:`Server`, already serving.
@@ -551,6 +566,7 @@ async def serve(
     handshake_timeout = check_timeout("handshake_timeout", handshake_timeout)
     idle_timeout = check_timeout("idle_timeout", idle_timeout)
     frame_timeout = check_timeout("frame_timeout", frame_timeout)
+    max_buffered_bytes = check_max_buffered_bytes(max_buffered_bytes)
     context = tls_context(addr, ssl, server_side=True)
     server = Server(
         addr,
@@ -563,6 +579,7 @@ async def serve(
         handshake_timeout=handshake_timeout,
         idle_timeout=idle_timeout,
         frame_timeout=frame_timeout,
+        max_buffered_bytes=max_buffered_bytes,
     )
     if addr.is_datagram:
         endpoint = await open_datagram(

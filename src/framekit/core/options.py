@@ -28,6 +28,7 @@ from ..serializers import Serializer
 __all__ = [
     "CLOSE_TIMEOUT",
     "DEFAULT_BACKLOG",
+    "DEFAULT_MAX_BUFFERED_BYTES",
     "DEFAULT_MAX_QUEUED_BYTES",
     "DEFAULT_MAX_QUEUED_FRAMES",
     "DEFAULT_READ_SIZE",
@@ -37,6 +38,7 @@ __all__ = [
     "MAX_UNIX_DATAGRAM",
     "VECTORED_MIN_SIZE",
     "check_count",
+    "check_max_buffered_bytes",
     "check_max_connections",
     "check_max_datagram_size",
     "check_queue_bounds",
@@ -76,6 +78,11 @@ DEFAULT_MAX_QUEUED_FRAMES = 16384
 #: Default bound on the bytes of decoded frames (and of bytes taken but not yet
 #: decoded) waiting unread, per connection, before reading stops.
 DEFAULT_MAX_QUEUED_BYTES = 4 * 1024 * 1024
+#: Servers: default bound on the bytes all connections hold at once (frames
+#: waiting for their handler, unfinished frames; see :mod:`framekit.core.budget`).
+#: 256 MiB holds sixteen frames of the default 16 MiB maximum at once, and
+#: thousands of connections' worth of ordinary traffic.
+DEFAULT_MAX_BUFFERED_BYTES = 256 * 1024 * 1024
 
 # -- times, in seconds -------------------------------------------------------------
 
@@ -152,6 +159,15 @@ def check_max_connections(value: Any) -> Optional[int]:
         TypeError, ValueError: as :func:`check_count`.
     """
     return None if value is None else check_count("max_connections", value)
+
+
+def check_max_buffered_bytes(value: Any) -> Optional[int]:
+    """``max_buffered_bytes``: None (no budget) or a positive int.
+
+    Raises:
+        TypeError, ValueError: as :func:`check_count`.
+    """
+    return None if value is None else check_count("max_buffered_bytes", value)
 
 
 def check_max_datagram_size(value: Any) -> Optional[int]:

@@ -81,8 +81,9 @@ from operator import length_hint
 from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple, Type
 
 from ..codecs.interface import Buffer, Codec
-from ..errors import ConnectionClosed, FramingError
+from ..errors import BudgetExceeded, ConnectionClosed, FramingError
 from ..serializers import Serializer, dumps, loads
+from .budget import MemoryBudget
 from .options import DEFAULT_READ_SIZE, VECTORED_MIN_SIZE
 
 __all__ = ["StreamCore"]
@@ -115,6 +116,8 @@ class StreamCore:
 
     __slots__ = (
         "_bounded",
+        "_budget",
+        "_charged",
         "_clock",
         "_decoder",
         "_drain",
@@ -131,6 +134,7 @@ class StreamCore:
         "_max_bytes",
         "_max_frames",
         "_read_size",
+        "_refused",
         "_scratch",
         "_scratch_out",
         "_switchable",
@@ -185,6 +189,57 @@ class StreamCore:
         self._frame_started: Optional[float] = None
         self.outgoing: List[Buffer] = []
         self.frames_in = self.bytes_in = self.frames_out = self.bytes_out = 0
+        self._budget: Optional[MemoryBudget] = None
+        self._charged = 0  # bytes charged to the budget
+        self._refused = False  # the budget refused this connection: input is dropped
+
+    def set_budget(self, budget: Optional[MemoryBudget]) -> None:
+        """Charge what this connection holds to a server-wide budget (see
+        :mod:`framekit.core.budget`); None: no budget."""
+        self._release()
+        self._budget = budget
+        if budget is not None:
+            self._bounded = True  # count each batch's bytes from now on
+            self._recharge()
+
+    def _recharge(self) -> None:
+        budget = self._budget
+        if budget is None:
+            return
+        held = self.batch_bytes + len(self._held) + self._decoder.pending
+        delta = held - self._charged
+        if not delta:
+            return
+        if budget.charge(delta):
+            self._charged = held
+        else:
+            self._refuse(budget, held)
+
+    def _refuse(self, budget: MemoryBudget, held: int) -> None:
+        """The budget is used up: drop this connection's input, keep its messages."""
+        self._refused = True
+        self._held = bytearray()
+        self._decoder = self.codec.decoder()  # drops the unfinished frame
+        self._drain = False
+        if self._lost is None and self._end is None:
+            self._lost = BudgetExceeded(
+                f"memory budget used up: the server's connections hold {budget.used} bytes "
+                f"of its max_buffered_bytes={budget.limit}, and this one asked for "
+                f"{held - self._charged} more; refused",
+                budget=budget.limit,
+            )
+        budget.charge(self.batch_bytes - self._charged)
+        self._charged = self.batch_bytes
+
+    def _release(self) -> None:
+        if self._budget is not None and self._charged:
+            self._budget.charge(-self._charged)
+            self._charged = 0
+
+    @property
+    def refused(self) -> bool:
+        """Whether the memory budget refused this connection (stop reading it)."""
+        return self._refused
 
     # -- receiving: the transport's side ----------------------------------------
 
@@ -198,7 +253,7 @@ class StreamCore:
         Report what was written with :meth:`buffer_updated`.
         """
         size = max(sizehint, self._read_size)
-        if self._busy():
+        if self._busy() or self._refused:
             scratch = self._scratch
             if scratch is None or len(scratch) < size:
                 self._scratch = scratch = bytearray(size)
@@ -214,6 +269,9 @@ class StreamCore:
             ValueError: ``nbytes`` is more than the view offered.
         """
         self.bytes_in += nbytes
+        if self._refused:
+            self._scratch_out = False
+            return
         if self._scratch_out:
             self._scratch_out = False
             scratch = self._scratch
@@ -228,10 +286,14 @@ class StreamCore:
             decoded = self._decode(self._decoder.buffer_updated, nbytes)
         if self._timed:
             self._touch(decoded)
+        if self._budget is not None:
+            self._recharge()
 
     def receive_data(self, data: Buffer) -> None:
         """Take received bytes (for transports that get them as objects)."""
         self.bytes_in += len(data)
+        if self._refused:
+            return
         if self._busy():
             self._held += data
             decoded = False
@@ -239,6 +301,8 @@ class StreamCore:
             decoded = self._decode(self._decoder.feed, data)
         if self._timed:
             self._touch(decoded)
+        if self._budget is not None:
+            self._recharge()
 
     def receive_eof(self) -> None:
         """The peer finished sending.  Acted upon after what came before is handed out."""
@@ -294,6 +358,14 @@ class StreamCore:
             IncompleteFrame: the stream ended inside a frame (once).
             ConnectionClosed: the stream ended; raised by every later call.
         """
+        try:
+            return self._next_batch()
+        finally:
+            if self._budget is not None:
+                self._recharge()
+
+    def _next_batch(self) -> bool:
+        """See :meth:`next_batch`."""
         if length_hint(self._frames):
             return True  # the current batch is not used up (a caller looked twice)
         while True:
@@ -404,8 +476,10 @@ class StreamCore:
         self._error = None
         self._drain = False
         self._held = bytearray()
+        self._decoder = self.codec.decoder()  # drops an unfinished frame
         if self._end is None:
             self._end = (ConnectionClosed, "the connection was closed")
+        self._release()
 
     # -- timeouts -------------------------------------------------------------------
 

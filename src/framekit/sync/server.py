@@ -80,17 +80,20 @@ from .._sockets import (
 from ..addresses import AddressLike, parse_address
 from ..codecs.interface import Codec
 from ..core.admission import ACCEPT_BACKOFF, Admission
+from ..core.budget import MemoryBudget
 from ..core.options import (
     DEFAULT_BACKLOG,
+    DEFAULT_MAX_BUFFERED_BYTES,
     FRAME_TIMEOUT,
     HANDSHAKE_TIMEOUT,
+    check_max_buffered_bytes,
     check_max_connections,
     check_max_datagram_size,
     check_serializer,
     check_timeout,
     make_codec,
 )
-from ..errors import ConnectionClosed, FramingError
+from ..errors import BudgetExceeded, ConnectionClosed, FramingError
 from ..serializers import Serializer
 from .connection import FramedSocket
 from .datagram import DatagramSocket
@@ -150,6 +153,7 @@ class Server:
         handshake_timeout: Optional[float] = HANDSHAKE_TIMEOUT,
         idle_timeout: Optional[float] = None,
         frame_timeout: Optional[float] = FRAME_TIMEOUT,
+        max_buffered_bytes: Optional[int] = DEFAULT_MAX_BUFFERED_BYTES,
     ) -> None:
         addr = parse_address(address)
         if not callable(handler):
@@ -163,6 +167,8 @@ class Server:
         handshake_timeout = check_timeout("handshake_timeout", handshake_timeout)
         self._idle_timeout = check_timeout("idle_timeout", idle_timeout)
         self._frame_timeout = check_timeout("frame_timeout", frame_timeout)
+        limit = check_max_buffered_bytes(max_buffered_bytes)
+        self._budget = None if limit is None else MemoryBudget(limit)
         self._ssl = tls_context(addr, ssl, server_side=True)
         self._scheme = addr.scheme
         self._handler = handler
@@ -407,6 +413,7 @@ class Server:
                 idle_timeout=self._idle_timeout,
                 frame_timeout=self._frame_timeout,
             )
+            conn.core.set_budget(self._budget)
             run_stream_handler(self._handler, conn, client.peer, self)
         except BaseException as exc:
             self._log_failure(client.name, exc)
@@ -441,6 +448,8 @@ class Server:
             )
         elif isinstance(exc, _ssl.SSLError):
             logger.warning("server %s: TLS error with %s: %s", self.address, peer, exc)
+        elif isinstance(exc, BudgetExceeded):
+            logger.warning("server %s: closing connection from %s: %s", self.address, peer, exc)
         elif isinstance(exc, (ConnectionError, TimeoutError, socket.timeout)):  # 3.9: not one
             logger.warning("server %s: connection from %s lost: %s", self.address, peer, exc)
         else:
@@ -564,6 +573,7 @@ def serve(
     handshake_timeout: Optional[float] = HANDSHAKE_TIMEOUT,
     idle_timeout: Optional[float] = None,
     frame_timeout: Optional[float] = FRAME_TIMEOUT,
+    max_buffered_bytes: Optional[int] = DEFAULT_MAX_BUFFERED_BYTES,
 ) -> Server:
     """Bind ``address`` now and return a :class:`Server` for ``handler``.
 
@@ -595,6 +605,11 @@ def serve(
             (connections may be idle by design).
         frame_timeout: seconds a frame begun may take to arrive whole (the
             slow-trickle defence); then as for ``idle_timeout``.  None: no limit.
+        max_buffered_bytes: bound on the bytes all connections hold at once
+            (frames waiting for their handler, unfinished frames); a
+            connection whose input would go above it is refused
+            (``BudgetExceeded`` from its ``recv()``, after what it had
+            received) and closed.  None: no bound.
 
     Returns:
         The bound, not yet serving, :class:`Server`.
@@ -618,4 +633,5 @@ def serve(
         handshake_timeout=handshake_timeout,
         idle_timeout=idle_timeout,
         frame_timeout=frame_timeout,
+        max_buffered_bytes=max_buffered_bytes,
     )
