@@ -310,13 +310,13 @@ def test_a_dead_connection_s_decoder_is_freed_without_the_garbage_collector(
 
 def test_a_server_wide_budget_refuses_the_connection_that_asks_for_more(LP: Any) -> None:
     codec = LP(4)
-    budget = MemoryBudget(1000)
+    budget = MemoryBudget(3000)
     a, b = StreamCore(codec), StreamCore(codec)
     a.set_budget(budget)
     b.set_budget(budget)
     a.receive_data(codec.encode(b"x" * 2000)[:700])  # an unfinished frame: 700 held
     assert budget.used == 700
-    b.receive_data(codec.encode(b"ok") + codec.encode(b"y" * 2000)[:400])  # 706 > 300 left
+    b.receive_data(codec.encode(b"ok") + codec.encode(b"y" * 5000)[:2400])  # 2402 > 2300 left
     assert b.refused and not a.refused
     assert budget.used == 700 + len(b"ok")  # b's unfinished frame was dropped at once
     assert drain(b) == [b"ok", "BudgetExceeded"]

@@ -476,7 +476,6 @@ class StreamCore:
         self._error = None
         self._drain = False
         self._held = bytearray()
-        self._decoder = self.codec.decoder()  # drops an unfinished frame
         if self._end is None:
             self._end = (ConnectionClosed, "the connection was closed")
         self._release()

@@ -396,6 +396,7 @@ class Server:
             )
 
     def _serve_client(self, client: _Client) -> None:
+        conn: Optional[FramedSocket] = None
         try:
             sock = client.sock
             if self._ssl is not None:
@@ -418,6 +419,8 @@ class Server:
         except BaseException as exc:
             self._log_failure(client.name, exc)
         finally:
+            if conn is not None:
+                conn.close()  # sends what the handler's last sends held back
             client.sock.close()
             with self._lock:
                 self._clients.discard(client)
