@@ -169,7 +169,7 @@ def _server(
     def build(session: Session) -> ServerWorkload:
         d = session.options.get("server_duration") or scaled(duration, session.scale)
         w = session.options.get("server_warmup")
-        w = scaled(warmup, session.scale) if w is None else w
+        w = scaled(warmup, session.scale, 0.0) if w is None else w
         return ServerWorkload(session, connections, window, size, d, w)
 
     scenario = Scenario(
@@ -188,7 +188,7 @@ def _workers(profile: str, size: int) -> Comparison:
     def build(session: Session) -> ServerWorkload:
         d = session.options.get("server_duration") or scaled(duration, session.scale)
         w = session.options.get("server_warmup")
-        w = scaled(warmup, session.scale) if w is None else w
+        w = scaled(warmup, session.scale, 0.0) if w is None else w
         return ServerWorkload(session, connections, window, size, d, w)
 
     scenario = Scenario(

@@ -44,6 +44,8 @@ import math
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -72,8 +74,9 @@ __all__ = [
 #: (connections, frames in flight on each): the loads of the benchmark.
 LOADS: Tuple[Tuple[int, int], ...] = ((100, 16), (10, 64), (100, 1))
 PAYLOAD_SIZE = 64
-#: Seconds of the check run (every run is verified; this one only has to be short).
-CHECK_SECONDS = 0.2
+#: Seconds of the check run, whatever the run length (every run is verified; this one only
+#: has to be short, and long enough for a cold server to accept its clients and answer).
+CHECK_SECONDS = 0.25
 #: Seconds a server process has to print its address (javac and a JVM included).
 START_TIMEOUT = 60.0
 
@@ -168,9 +171,27 @@ class ServerProcess:
         self.pid = self._process.pid
         try:
             self.address = self._wait_for_address()
+            self._probe()
         except BaseException:
             self.close()
             raise
+
+    def _probe(self) -> None:
+        """One frame there and back: the server is up, classes loaded, before any run."""
+        from ...addresses import parse_address
+
+        addr = parse_address(self.address)
+        frame = b"\0\0\0\5probe"
+        with socket.create_connection(addr.sockaddr[:2], timeout=START_TIMEOUT) as sock:
+            sock.sendall(frame)
+            echo = b""
+            while len(echo) < len(frame):
+                data = sock.recv(len(frame) - len(echo))
+                if not data:
+                    break
+                echo += data
+        if echo != frame:
+            raise RuntimeError(f"the {self.spec.name} server echoed {echo!r} to {frame!r}")
 
     def output(self) -> str:
         """What the process has printed so far (its last 2000 characters)."""
@@ -200,13 +221,14 @@ class ServerProcess:
             )
 
     def close(self) -> None:
-        """Stop the process (its stdin closes; killed if it lingers) and drop its log."""
+        """Stop the process (stdin closed and Ctrl-C; killed if it lingers); drop its log."""
         try:
             if self._process.poll() is None:
                 try:
                     assert self._process.stdin is not None
                     self._process.stdin.close()
-                    self._process.wait(1.0)
+                    self._process.send_signal(signal.SIGINT)  # framekit serve stops its workers
+                    self._process.wait(5.0)
                 except (OSError, subprocess.TimeoutExpired):
                     self._process.kill()
                     self._process.wait(5.0)
@@ -298,7 +320,7 @@ class _ServerRun:
             window=w.window,
             size=w.size,
             warmup=0.0 if self._check else w.warmup,
-            duration=min(CHECK_SECONDS, w.duration) if self._check else w.duration,
+            duration=CHECK_SECONDS if self._check else w.duration,
             cpu=server.loadgen_cpu,
             server_pid=server.pid,
         )
@@ -437,6 +459,6 @@ def load_title(connections: int, window: int) -> str:
     return f"{connections} connections x {window} in flight{pong}"
 
 
-def scaled(seconds: float, scale: float) -> float:
-    """A run length times the session's scale, never below 10 ms."""
-    return max(0.01, seconds * scale) if math.isfinite(scale) else seconds
+def scaled(seconds: float, scale: float, least: float = 0.05) -> float:
+    """A run length times the session's scale, never below ``least``."""
+    return max(least, seconds * scale) if math.isfinite(scale) else seconds
