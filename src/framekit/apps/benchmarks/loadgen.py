@@ -10,11 +10,13 @@ into a :class:`LoadResult`.
 It runs in a process of its own (``python -m framekit.apps.benchmarks.loadgen
 JSON``), pinned to its own CPU when asked, so that it never competes with the
 server under test for a core; :func:`run_load` starts it and reads its JSON
-answer.  While it runs it also reads the server's counters in ``/proc``
-(Linux): CPU seconds, and read and write system calls (``syscr``/``syscw``
-of ``/proc/PID/io``, which count ``recv``/``send``/``sendmsg`` too), taken at
-the start and the end of the measured run only, so that they can be divided by
-the frames of exactly that run.
+answer.  While it runs it also reads the server's CPU time in ``/proc`` (Linux; its
+threads and its worker processes), at the start and the end of the measured
+run only, and its own: a server at one core and a load generator well below
+one is the sign that the server, not the load generator, is what is measured.
+(System calls per frame are not counted here: ``/proc/PID/io`` counts
+``read``/``write`` but not ``recv``/``send``; use ``perf stat -e
+'syscalls:sys_enter_*' -p PID`` for those.)
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 __all__ = ["LoadResult", "LoadSpec", "percentile", "run_load"]
 
@@ -77,9 +79,8 @@ class LoadResult:
         min_conn_frames: frames of the connection that completed fewest.
         loadgen_cpu: the load generator's CPU time over the run, per second
             of run (1.0: a whole core).
-        server_cpu: the same for the server (all its threads), when read.
-        server_reads, server_writes: the server's read and write system
-            calls per frame, when read.
+        server_cpu: the same for the server (all its threads and child
+            processes), when read.
     """
 
     frames: int = 0
@@ -92,8 +93,6 @@ class LoadResult:
     min_conn_frames: int = 0
     loadgen_cpu: float = float("nan")
     server_cpu: Optional[float] = None
-    server_reads: Optional[float] = None
-    server_writes: Optional[float] = None
 
     @property
     def frames_per_s(self) -> float:
@@ -118,19 +117,22 @@ def percentile(histogram: Dict[int, int], q: float) -> float:
     return float(bucket_value(max(histogram)))
 
 
-def _proc_counters(pid: int) -> Optional[Tuple[float, int, int]]:
-    """(CPU seconds, read calls, write calls) of process ``pid``, or ``None`` if unreadable."""
+def _cpu_seconds(pid: int) -> Optional[float]:
+    """CPU seconds used so far by process ``pid`` and its children (worker processes), or
+    ``None`` if unreadable."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        with open(f"/proc/{pid}/io", encoding="ascii") as f:
-            io = dict(line.split(": ") for line in f.read().splitlines())
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
+                children = [int(c) for c in f.read().split()]
+        except OSError:
+            children = []
     except (OSError, ValueError):
         return None
-    ticks = os.sysconf("SC_CLK_TCK")
     # fields[0] is the state (field 3); utime and stime are fields 14 and 15.
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
-    return cpu, int(io["syscr"]), int(io["syscw"])
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return cpu + sum(_cpu_seconds(child) or 0.0 for child in children)
 
 
 def _own_cpu() -> float:
@@ -170,13 +172,13 @@ def measure(spec: LoadSpec) -> LoadResult:
         if spec.warmup > 0:
             gen.run(spec.warmup)
         gen.reset()
-        server_before = None if spec.server_pid is None else _proc_counters(spec.server_pid)
+        server_before = None if spec.server_pid is None else _cpu_seconds(spec.server_pid)
         cpu_before = _own_cpu()
         start = time.perf_counter()
         gen.run(spec.duration)
         seconds = time.perf_counter() - start
         cpu = _own_cpu() - cpu_before
-        server_after = None if spec.server_pid is None else _proc_counters(spec.server_pid)
+        server_after = None if spec.server_pid is None else _cpu_seconds(spec.server_pid)
         hist = gen.histogram()
         result = LoadResult(
             frames=gen.frames,
@@ -190,10 +192,7 @@ def measure(spec: LoadSpec) -> LoadResult:
             loadgen_cpu=cpu / seconds,
         )
         if server_before is not None and server_after is not None:
-            result.server_cpu = (server_after[0] - server_before[0]) / seconds
-            if gen.frames:
-                result.server_reads = (server_after[1] - server_before[1]) / gen.frames
-                result.server_writes = (server_after[2] - server_before[2]) / gen.frames
+            result.server_cpu = (server_after - server_before) / seconds
         return result
     finally:
         for sock in socks:

@@ -162,7 +162,7 @@ def _server_block(
         "p50",
         "p99",
         "cpu srv/gen",
-        f"vs {_short(reference)}" if reference else "vs ref",
+        f"vs {_short(reference)}",
         "vs floor",
         "target",
     ]
@@ -185,8 +185,8 @@ def _server_block(
 
 
 def _short(label: Optional[str]) -> str:
-    """A column name for a reference row: its first word (``Netty``, ``framekit``)."""
-    return (label or "").split(" ")[0]
+    """A column name for a reference row: ``Netty``, or ``ref``."""
+    return "Netty" if (label or "").startswith("Netty") else "ref"
 
 
 def _cells(r: Result, marks: Dict[Tuple[str, str], str]) -> List[str]:
