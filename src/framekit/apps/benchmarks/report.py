@@ -127,15 +127,16 @@ def _is_server(r: Result) -> bool:
 def _server_cells(r: Result, marks: Dict[Tuple[str, str], str]) -> List[str]:
     mark = marks.get((r.comparison, r.contestant), "")
     if r.status == "skipped":
-        return [r.label, "skipped", "", "", "", "", "", "", r.note]
+        return [r.label, "skipped", "", "", "", "", "", "", "", r.note]
     if r.status in ("failed", "error"):
         word = "WRONG OUTPUT" if r.status == "failed" else "ERROR"
-        return [r.label, word, "", "", "", "", "", "", r.note]
+        return [r.label, word, "", "", "", "", "", "", "", r.note]
     spread = "" if math.isnan(r.spread) else f"{r.spread:.0%}"
     cpu = "/".join(
         "-" if math.isnan(r.metrics.get(k, math.nan)) else f"{r.metrics[k]:.2f}"
         for k in ("server_cpu", "loadgen_cpu")
     )
+    per_frame = r.metrics.get("server_cpu", math.nan) * 1e6 / r.frames_per_s
     return [
         r.label,
         format_rate(r.frames_per_s),
@@ -143,6 +144,7 @@ def _server_cells(r: Result, marks: Dict[Tuple[str, str], str]) -> List[str]:
         format_latency(r.metrics.get("p50_us")),
         format_latency(r.metrics.get("p99_us")),
         cpu,
+        format_latency(per_frame),
         _ratio(r.vs_reference),
         _ratio(r.vs_floor),
         mark,
@@ -162,13 +164,14 @@ def _server_block(
         "p50",
         "p99",
         "cpu srv/gen",
+        "srv cpu/frame",
         f"vs {_short(reference)}",
         "vs floor",
         "target",
     ]
     table = [_server_cells(r, marks) for r in rows]
     widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
-    numeric = {1, 2, 3, 4, 5, 6, 7}
+    numeric = {1, 2, 3, 4, 5, 6, 7, 8}
 
     def line(row: List[str]) -> str:
         cells = [
@@ -176,7 +179,10 @@ def _server_block(
         ]
         return "  " + "  ".join(cells).rstrip()
 
-    notes = [f"{size_label(rows[0].size)} payloads; cpu: cores used by server/load generator"]
+    notes = [
+        f"{size_label(rows[0].size)} payloads; cpu: cores used by the server/the load generator; "
+        "srv cpu/frame: the server's CPU time per frame, which a busy machine changes least"
+    ]
     if reference:
         notes.append(f"vs {_short(reference)}: {reference}")
     if floor:
