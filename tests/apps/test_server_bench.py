@@ -20,14 +20,15 @@ pytest.importorskip("framekit.apps.benchmarks._loadgen", reason="the load genera
 from framekit.apps import cli
 from framekit.apps.benchmarks import catalogue, harness, report, servers, targets
 from framekit.apps.benchmarks._loadgen import bucket_value, expected_frame
-from framekit.apps.benchmarks.echo_servers import SERVERS
+from framekit.apps.benchmarks.echo_servers import BROKEN_EVERY, SERVERS
 from framekit.apps.benchmarks.harness import Comparison, Session, Settings
 from framekit.apps.benchmarks.loadgen import LoadSpec, percentile, run_load
 
 pytestmark = pytest.mark.network
 
-#: Seconds of every run here: long enough for thousands of frames, short enough for CI.
-RUN = 0.15
+#: Seconds of every run here: long enough for thousands of frames (on a busy CI machine
+#: too), short enough for CI.
+RUN = 0.3
 
 
 @pytest.fixture
@@ -77,18 +78,19 @@ def test_the_workload_runs_checked_against_framekit_and_the_floor(session: Sessi
     rows = {r.contestant: r for r in harness.measure(comparison, session, Settings(1, 0.0))}
     for name in ("blocking", servers.FLOOR):
         row = rows[name]
-        assert row.ok, row.note
+        assert row.ok, (name, row.status, row.note)
         assert row.frames == 1 and row.frames_per_s > 1000  # seconds per frame, inverted
         assert 0 < row.metrics["p50_us"] <= row.metrics["p99_us"] <= row.metrics["max_us"]
         assert row.metrics["frames"] > 100 and "min_conn_frames" in row.metrics
         assert row.vs_floor is not None
     assert rows[servers.FLOOR].vs_floor == 1.0
     broken = rows["broken"]
-    assert broken.status == "failed" and broken.runs == []
+    assert broken.status in ("failed", "error") and broken.runs == []  # never timed
     assert "the echo differs from the frame sent" in broken.note
     netty = rows[servers.NETTY]
     if servers.netty_unavailable() is None:
-        assert netty.ok and rows["blocking"].vs_reference is not None
+        assert netty.ok, netty.note
+        assert rows["blocking"].vs_reference is not None
     else:
         assert netty.status == "skipped" and "libnetty-java" in netty.note
 
@@ -105,7 +107,7 @@ def test_a_wrong_or_silent_server_fails_the_run() -> None:
         broken = s.resource("b", lambda: servers.ServerProcess(servers._python_server("broken")))
         result = run_load(LoadSpec(broken.address, 4, 8, 64, 0.0, 1.0))
     assert result.error is not None and "differs" in result.error
-    assert result.frames < 4 * 97  # it stopped at the first wrong frame
+    assert result.frames < 4 * BROKEN_EVERY  # it stopped at the first wrong frame
     workload = servers.ServerWorkload(Session(), 1, 1, 64, RUN, 0.0)
     timed = harness.SelfTimed(0, RUN, {}, result)
     assert "differs" in (workload.verify(timed) or "")

@@ -210,7 +210,7 @@ def raw_floor(ready: Ready) -> None:
 
 
 #: The broken server gets one frame in this many wrong.
-BROKEN_EVERY = 97
+BROKEN_EVERY = 13
 
 
 @echo_server("broken", "broken echo (test only)", ROLE_PEER, listed=False)

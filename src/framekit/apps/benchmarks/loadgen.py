@@ -185,8 +185,9 @@ def measure(spec: LoadSpec) -> LoadResult:
             seconds=seconds,
             error=gen.error,
             histogram=hist,
-            p50_us=percentile(hist, 0.50) / 1e3,
-            p99_us=percentile(hist, 0.99) / 1e3,
+            # A bucket's midpoint may lie above the largest value it holds.
+            p50_us=min(percentile(hist, 0.50), gen.max_ns) / 1e3,
+            p99_us=min(percentile(hist, 0.99), gen.max_ns) / 1e3,
             max_us=gen.max_ns / 1e3,
             min_conn_frames=min(gen.per_connection(), default=0),
             loadgen_cpu=cpu / seconds,
