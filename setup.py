@@ -1,4 +1,9 @@
-"""Build the optional ``framekit._speedups`` Cython extension.
+"""Build the optional Cython extensions.
+
+* ``framekit._speedups``: the compiled codec (every platform);
+* ``framekit.apps.benchmarks._loadgen``: the server benchmark's load generator
+  and raw echo floor, ``epoll`` loops, so Linux only (``framekit bench`` skips
+  the server rows elsewhere, with a note).
 
 Everything else about the package lives in ``pyproject.toml``.  This file only
 decides whether and how to compile the extension, controlled by the
@@ -6,7 +11,7 @@ decides whether and how to compile the extension, controlled by the
 
 * ``auto`` (default): try to build; if compiling fails, install the pure-Python
   package anyway and print a loud warning.
-* ``yes``: a failed build is an error (CI and release builds use this, so a
+* ``yes``: a failed build (of either) is an error (CI and release builds use this, so a
   wheel can never silently lack the fast path).
 * ``no``: do not build the extension at all.
 """
@@ -28,23 +33,28 @@ class OptionalBuildExt(build_ext):
     def run(self) -> None:
         try:
             super().run()
-        except Exception as exc:  # noqa: BLE001 - any build failure
+        except Exception as exc:
             self._fail(exc)
 
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)
-        except Exception as exc:  # noqa: BLE001
-            self._fail(exc)
+        except Exception as exc:
+            self._fail(exc, ext)
 
-    def _fail(self, exc: BaseException) -> None:
+    def _fail(self, exc: BaseException, ext: "Extension | None" = None) -> None:
         if MODE == "yes":
             raise exc
         banner = "*" * 75
+        if ext is not None and ext.name.endswith("_loadgen"):
+            what = "framekit bench will skip its server benchmark (it needs the load generator)."
+        else:
+            what = "framekit will be installed with the pure-Python codec, which is much slower."
+        name = ext.name if ext is not None else "framekit"
         sys.stderr.write(
-            f"\n{banner}\nWARNING: the framekit._speedups extension could not be compiled "
-            f"({exc}).\nframekit will be installed with the pure-Python codec, which is "
-            f"much slower.\nSet FRAMEKIT_BUILD_EXTENSION=yes to make this an error.\n{banner}\n\n"
+            f"\n{banner}\nWARNING: the {name} extension could not be compiled "
+            f"({exc}).\n{what}\nSet FRAMEKIT_BUILD_EXTENSION=yes to make this an error.\n"
+            f"{banner}\n\n"
         )
 
 
@@ -58,21 +68,30 @@ def extensions() -> list:
             raise
         sys.stderr.write("WARNING: Cython is not available; building framekit without speedups.\n")
         return []
-    ext = Extension(
-        "framekit._speedups",
-        ["src/framekit/_speedups.pyx"],
-        extra_compile_args=["-O3"] if sys.platform != "win32" else [],
-    )
+    args = ["-O3"] if sys.platform != "win32" else []
+    exts = [
+        Extension("framekit._speedups", ["src/framekit/_speedups.pyx"], extra_compile_args=args)
+    ]
+    if sys.platform.startswith("linux"):
+        exts.append(
+            Extension(
+                "framekit.apps.benchmarks._loadgen",
+                ["src/framekit/apps/benchmarks/_loadgen.pyx"],
+                extra_compile_args=args,
+            )
+        )
     try:
         return cythonize(
-            [ext],
+            exts,
             compiler_directives={"language_level": "3", "embedsignature": True},
             quiet=True,
         )
-    except Exception as exc:  # noqa: BLE001 - a .pyx that does not translate
+    except Exception as exc:
         if MODE == "yes":
             raise
-        sys.stderr.write(f"WARNING: cythonize failed ({exc}); building framekit without speedups.\n")
+        sys.stderr.write(
+            f"WARNING: cythonize failed ({exc}); building framekit without speedups.\n"
+        )
         return []
 
 

@@ -9,6 +9,11 @@ kind it runs (``KIND = "decode"``); :func:`pytest_generate_tests` makes one
 test per contestant of every comparison of that kind, and pytest-benchmark
 groups the rows of a comparison together so they read side by side.
 
+A server row times itself (its load generator, in another process, counts the
+frames that came back): the benchmark's clock is replaced by one that advances
+by the run's seconds per frame, so pytest-benchmark's statistics are per frame
+(its "ops" are frames/s), and the run's latencies go to ``extra_info``.
+
 Every contestant's output is checked before it is timed (a wrong one fails
 its test and is never timed), and the output of the timed runs is checked
 again afterwards.  The garbage collector is off while timing
@@ -40,9 +45,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" not in metafunc.fixturenames:
         return
     kind = metafunc.module.KIND
+    comparisons = catalogue.comparisons("all", kind)
+    if kind == "server" and metafunc.config.getoption("benchmark_disable", default=False):
+        # Smoke mode: one load is proof enough that every server runs (each costs seconds).
+        comparisons = [c for c in comparisons if c.scenario.key == "server-100x1"]
     cases = [
         pytest.param((comparison, contestant), id=f"{comparison.id}/{contestant.name}")
-        for comparison in catalogue.comparisons("all", kind)
+        for comparison in comparisons
         for contestant in comparison.contestants
     ]
     metafunc.parametrize("case", cases)
@@ -65,11 +74,30 @@ def workloads() -> Dict[str, Any]:
 Case = Tuple[harness.Comparison, harness.Contestant]
 
 
+def _self_timed(benchmark: Any, runner: Any, rounds: int) -> Any:
+    """Benchmark a runner that returns :class:`~harness.SelfTimed`, per frame."""
+    clock = [0.0]
+
+    def run() -> Any:
+        output = runner()
+        if isinstance(output, harness.SelfTimed):
+            clock[0] += output.seconds_per_frame
+            benchmark.extra_info.update(output.metrics)
+        return output
+
+    benchmark._timer = lambda: clock[0]  # read when each round starts and ends
+    return benchmark.pedantic(run, setup=runner.before, teardown=runner.after, rounds=rounds)
+
+
 @pytest.fixture
 def measure(
-    benchmark: Any, bench_session: harness.Session, workloads: Dict[str, Any]
+    benchmark: Any,
+    bench_session: harness.Session,
+    workloads: Dict[str, Any],
+    request: pytest.FixtureRequest,
 ) -> Callable[[Case], None]:
     """``measure(case)``: check the contestant, then benchmark it and check again."""
+    smoke = bool(request.config.getoption("benchmark_disable", default=False))
 
     def run(case: Case) -> None:
         comparison, contestant = case
@@ -79,16 +107,21 @@ def measure(
         workload = workloads.get(comparison.id)
         if workload is None:
             workload = workloads[comparison.id] = comparison.build(bench_session)
-        wrong = harness.check(contestant, workload)
-        if wrong is not None:
-            pytest.fail(f"{contestant.label}: wrong output, not timed: {wrong}")
+        server = comparison.scenario.kind == "server"
+        # A server run verifies every frame it times; in smoke mode one run is enough.
+        if not (server and smoke):
+            wrong = harness.check(contestant, workload)
+            if wrong is not None:
+                pytest.fail(f"{contestant.label}: wrong output, not timed: {wrong}")
         runner = contestant.make(workload, comparison.scenario.keep)
         benchmark.group = comparison.title
         benchmark.extra_info.update(
             frames=workload.frames, payload_bytes=workload.payload_bytes, role=contestant.role
         )
         before = getattr(runner, "before", None)
-        if before is not None:
+        if server:
+            output = _self_timed(benchmark, runner, comparison.repeats or 3)
+        elif before is not None:
             # End to end: arm the sender before each round, collect its
             # acknowledgement after it, both outside the timer.
             output = benchmark.pedantic(runner, setup=before, teardown=runner.after, rounds=5)

@@ -10,16 +10,21 @@ contestants and its workload builder.
 
 Profiles:
 
-* ``all``: the whole matrix of the issue (``pytest bench/``);
+* ``all``: the whole matrix of the issue (``pytest bench/``), and the server
+  benchmark's multi-core comparison (``framekit serve --workers 1`` and ``2``);
 * ``default``: a representative subset that ``framekit bench`` runs in under a
   minute on two cores: every size for the headline scenario (decode, 64 KiB
   feeds, stream), the smallest and largest for the others, and every
-  end-to-end case;
+  end-to-end case; then the server benchmark, every contestant at every load
+  (one run each: about a minute more);
 * ``quick``: just the rows the issue's targets are about, and the rows their
   ratios are taken to (``--quick``).
 
 Workload sizes are byte budgets, scaled by the session (see
-:func:`framekit.apps.benchmarks.workloads.frame_count`).
+:func:`framekit.apps.benchmarks.workloads.frame_count`).  The server
+benchmark's runs last seconds, not bytes: :data:`SERVER_TIMES` per profile,
+times the scale, unless the session says otherwise (``server_duration``,
+``server_warmup`` options: ``framekit bench --server-time``).
 """
 
 from __future__ import annotations
@@ -34,6 +39,17 @@ from .floors import FLOOR_BYTES, FLOOR_MEMCPY, floor_contestants
 from .harness import Comparison, Contestant, Scenario, Session, Settings
 from .peers import peer_contestants
 from .receivers import RAW, EndToEndWorkload, receiver_contestants
+from .servers import (
+    FLOOR,
+    LOADS,
+    NETTY,
+    PAYLOAD_SIZE,
+    ServerWorkload,
+    load_title,
+    scaled,
+    server_contestants,
+    worker_contestants,
+)
 from .workloads import (
     CHUNK_7,
     CHUNK_64K,
@@ -48,6 +64,7 @@ from .workloads import (
 __all__ = [
     "PROFILES",
     "PROFILE_SETTINGS",
+    "SERVER_TIMES",
     "comparisons",
     "decode_scenario",
     "select",
@@ -60,6 +77,14 @@ PROFILE_SETTINGS: Dict[str, Tuple[Settings, float]] = {
     "all": (Settings(repeats=5, min_time=0.02), 1.0),
     "default": (Settings(repeats=5, min_time=0.01), 1.0),
     "quick": (Settings(repeats=3, min_time=0.005), 0.5),
+}
+
+#: Server benchmark per profile: (seconds measured, seconds of warm-up, timed repeats),
+#: before the session's scale.
+SERVER_TIMES: Dict[str, Tuple[float, float, int]] = {
+    "all": (3.0, 0.5, 3),
+    "default": (2.0, 0.5, 1),
+    "quick": (2.0, 0.5, 1),
 }
 
 _MiB = 1 << 20
@@ -83,6 +108,7 @@ _QUICK_E2E = (
     "raw-asyncio-uvloop",
     RAW,
 )
+_QUICK_SERVER = ("blocking", "asyncio-uvloop", NETTY, FLOOR)
 
 
 def decode_scenario(chunk: int, keep: bool) -> Scenario:
@@ -131,6 +157,49 @@ def _end_to_end(transport: str, size: int, only: Optional[Sequence[str]] = None)
     return Comparison(scenario, size, _only(receiver_contestants(), only), build, RAW)
 
 
+def _server(
+    profile: str,
+    connections: int,
+    window: int,
+    size: int,
+    only: Optional[Sequence[str]] = None,
+) -> Comparison:
+    duration, warmup, repeats = SERVER_TIMES[profile]
+
+    def build(session: Session) -> ServerWorkload:
+        d = session.options.get("server_duration") or scaled(duration, session.scale)
+        w = session.options.get("server_warmup")
+        w = scaled(warmup, session.scale, 0.0) if w is None else w
+        return ServerWorkload(session, connections, window, size, d, w)
+
+    scenario = Scenario(
+        key=f"server-{connections}x{window}",
+        title=f"echo server, {load_title(connections, window)}",
+        kind="server",
+    )
+    contestants = server_contestants(only)
+    return Comparison(scenario, size, tuple(contestants), build, FLOOR, NETTY, repeats)
+
+
+def _workers(profile: str, size: int) -> Comparison:
+    duration, warmup, repeats = SERVER_TIMES[profile]
+    connections, window = LOADS[0]
+
+    def build(session: Session) -> ServerWorkload:
+        d = session.options.get("server_duration") or scaled(duration, session.scale)
+        w = session.options.get("server_warmup")
+        w = scaled(warmup, session.scale, 0.0) if w is None else w
+        return ServerWorkload(session, connections, window, size, d, w)
+
+    scenario = Scenario(
+        key=f"server-workers-{connections}x{window}",
+        title=f"framekit serve --workers, unpinned, {load_title(connections, window)}",
+        kind="server",
+    )
+    contestants = tuple(worker_contestants())
+    return Comparison(scenario, size, contestants, build, None, contestants[0].name, repeats)
+
+
 def _plan(profile: str) -> Iterator[Tuple[str, Sequence[int], Callable[[int], Comparison]]]:
     """(kind, sizes, comparison maker) triples of a profile."""
     if profile not in PROFILES:
@@ -140,6 +209,12 @@ def _plan(profile: str) -> Iterator[Tuple[str, Sequence[int], Callable[[int], Co
         yield "decode", (16, 64, _MiB), partial(_decode, CHUNK_64K, False, only=_QUICK_DECODE)
         yield "decode", (16,), partial(_decode, CHUNK_7, False, only=_QUICK_DECODE)
         yield "e2e", _E2E_SIZES, partial(_end_to_end, "tcp", only=_QUICK_E2E)
+        for connections, window in LOADS:
+            yield (
+                "server",
+                (PAYLOAD_SIZE,),
+                partial(_server, profile, connections, window, only=_QUICK_SERVER),
+            )
         return
     full = profile == "all"
     yield "decode", SIZES, partial(_decode, CHUNK_64K, False)
@@ -155,6 +230,10 @@ def _plan(profile: str) -> Iterator[Tuple[str, Sequence[int], Callable[[int], Co
         yield "encode", sizes, partial(_encode, op)
     for transport in ("tcp", "unix"):
         yield "e2e", _E2E_SIZES, partial(_end_to_end, transport)
+    for connections, window in LOADS:
+        yield "server", (PAYLOAD_SIZE,), partial(_server, profile, connections, window)
+    if full:
+        yield "server", (PAYLOAD_SIZE,), partial(_workers, profile)
 
 
 def comparisons(profile: str = "default", kind: Optional[str] = None) -> List[Comparison]:
@@ -162,7 +241,7 @@ def comparisons(profile: str = "default", kind: Optional[str] = None) -> List[Co
 
     Args:
         profile: which subset.
-        kind: only ``decode``, ``encode`` or ``e2e`` comparisons, if given.
+        kind: only ``decode``, ``encode``, ``e2e`` or ``server`` comparisons, if given.
 
     Raises:
         ValueError: an unknown profile.

@@ -31,6 +31,13 @@ A runner may also have ``before()`` and ``after()`` hooks, called outside the
 timer around each call (the end-to-end runners arm the sender process and wait
 for its acknowledgement there); such a runner is timed one call at a time.
 
+A runner that times itself returns a :class:`SelfTimed`: the server benchmark's
+load generator, in another process, is the one that knows when frames came
+back.  Its workload has ``frames == 1``, and a repeat's time is the run's
+seconds per frame, so medians, spreads and ratios work as for every other row;
+the run's own measurements (latency percentiles) go to the row's ``metrics``,
+each the median over the repeats.
+
 Nothing here knows what a codec is: contestants and workloads come from
 :mod:`framekit.apps.benchmarks.catalogue`.
 """
@@ -57,6 +64,7 @@ __all__ = [
     "Result",
     "Runner",
     "Scenario",
+    "SelfTimed",
     "Session",
     "Settings",
     "WorkloadLike",
@@ -103,6 +111,8 @@ class Contestant:
             the runner returns its frames, else it may drop them.
         needs: importable things it requires, ``"module"`` or ``"module:attr"``;
             when one is missing the contestant is skipped with a note.
+        available: for what ``needs`` cannot say (a program, a file):
+            ``available()`` returns why the contestant cannot run, or ``None``.
     """
 
     name: str
@@ -110,6 +120,7 @@ class Contestant:
     role: str
     make: Callable[[Any, bool], Runner]
     needs: Tuple[str, ...] = ()
+    available: Optional[Callable[[], Optional[str]]] = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +130,7 @@ class Scenario:
     Attributes:
         key: short id (``decode-64k-stream``).
         title: human title (``decode, 64 KiB feeds, stream``).
-        kind: ``decode``, ``encode`` or ``e2e``.
+        kind: ``decode``, ``encode``, ``e2e`` or ``server``.
         keep: whether runs keep every frame ("list") or drop them ("stream").
     """
 
@@ -139,6 +150,10 @@ class Comparison:
         contestants: in their display order.
         build: ``build(session)`` makes the workload.
         floor: name of the contestant the "vs floor" column divides by.
+        reference: name of another contestant every row is compared with
+            (the server benchmark's Netty), if any.
+        repeats: timed repeats, instead of the settings' (runs that last
+            seconds each need fewer).
     """
 
     scenario: Scenario
@@ -146,6 +161,8 @@ class Comparison:
     contestants: Tuple[Contestant, ...]
     build: Callable[[Session], Any]
     floor: Optional[str] = None
+    reference: Optional[str] = None
+    repeats: Optional[int] = None
 
     @property
     def id(self) -> str:
@@ -176,13 +193,17 @@ class Session:
     end-to-end comparisons) are closed on exit.
 
     Args:
-        scale: multiplies every workload's byte budget.
+        scale: multiplies every workload's byte budget (and the server
+            benchmark's run lengths).
+        options: settings particular to some workloads (``server_duration``,
+            ``server_warmup``: see :mod:`.catalogue`).
     """
 
-    def __init__(self, scale: float = 1.0) -> None:
+    def __init__(self, scale: float = 1.0, **options: Any) -> None:
         if not scale > 0:
             raise ValueError(f"scale must be positive, got {scale}")
         self.scale = scale
+        self.options: Dict[str, Any] = options
         self._resources: Dict[str, Any] = {}
 
     def resource(self, key: str, factory: Callable[[], T]) -> T:
@@ -207,6 +228,27 @@ class Session:
         self.close()
 
 
+@dataclass(frozen=True)
+class SelfTimed:
+    """What a self-timed run returns: it measured ``frames`` in ``seconds`` itself.
+
+    Attributes:
+        frames: frames the run completed in its measured time.
+        seconds: that time.
+        metrics: its other measurements (``p50_us``...), reported as medians.
+        detail: anything the workload's ``verify`` needs.
+    """
+
+    frames: int
+    seconds: float
+    metrics: Dict[str, float] = field(default_factory=dict)
+    detail: Any = None
+
+    @property
+    def seconds_per_frame(self) -> float:
+        return self.seconds / self.frames if self.frames > 0 else math.inf
+
+
 @dataclass
 class Result:
     """One contestant's row.
@@ -220,6 +262,9 @@ class Result:
         vs_python, vs_floor: throughput ratio to the pure-Python backend and
             to the floor of the same comparison (``None`` if either is absent).
         floor: the label of that floor.
+        vs_reference, reference: the throughput ratio to the comparison's
+            reference row (Netty in the server benchmark), and its label.
+        metrics: a self-timed row's own measurements, medians over its repeats.
     """
 
     comparison: str
@@ -239,6 +284,9 @@ class Result:
     vs_python: Optional[float] = None
     vs_floor: Optional[float] = None
     floor: Optional[str] = None
+    vs_reference: Optional[float] = None
+    reference: Optional[str] = None
+    metrics: Dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -287,6 +335,8 @@ def unavailable(contestant: Contestant) -> Optional[str]:
         reason = _availability[need]
         if reason is not None:
             return reason
+    if contestant.available is not None:
+        return contestant.available()
     return None
 
 
@@ -364,7 +414,9 @@ def measure(comparison: Comparison, session: Session, settings: Settings) -> Lis
     """
     workload = comparison.build(session)
     keep = comparison.scenario.keep
+    repeats = comparison.repeats if comparison.repeats is not None else settings.repeats
     results: Dict[str, Result] = {}
+    metric_runs: Dict[str, List[Dict[str, float]]] = {}
     runners: Dict[str, Tuple[Runner, int]] = {}
     for c in comparison.contestants:
         res = Result(
@@ -404,7 +456,7 @@ def measure(comparison: Comparison, session: Session, settings: Settings) -> Lis
         runners[c.name] = (run, number)
 
     order = list(runners)
-    for round_ in range(max(1, settings.repeats)):
+    for round_ in range(max(1, repeats)):
         for name in _rotated(order, round_):
             if name not in runners:
                 continue
@@ -420,6 +472,9 @@ def measure(comparison: Comparison, session: Session, settings: Settings) -> Lis
                 res.runs.clear()
                 del runners[name]
                 continue
+            if isinstance(output, SelfTimed):
+                seconds = output.seconds_per_frame
+                metric_runs.setdefault(name, []).append(output.metrics)
             res.runs.append(seconds)
 
     for res in results.values():
@@ -427,6 +482,11 @@ def measure(comparison: Comparison, session: Session, settings: Settings) -> Lis
             res.seconds = statistics.median(res.runs) if res.runs else math.nan
             if not res.runs:
                 res.status = "error"
+            runs = metric_runs.get(res.contestant, [])
+            for key in sorted({k for m in runs for k in m}):
+                values = [m[key] for m in runs if key in m and not math.isnan(m[key])]
+                if values:
+                    res.metrics[key] = statistics.median(values)
     _fill_ratios(comparison, list(results.values()))
     return list(results.values())
 
@@ -434,12 +494,17 @@ def measure(comparison: Comparison, session: Session, settings: Settings) -> Lis
 def _fill_ratios(comparison: Comparison, results: List[Result]) -> None:
     python = next((r for r in results if r.role == ROLE_PYTHON and r.ok), None)
     floor = next((r for r in results if r.contestant == comparison.floor and r.ok), None)
+    ref = next((r for r in results if r.contestant == comparison.reference and r.ok), None)
     for r in results:
         if floor is not None:
             r.floor = floor.label
+        if ref is not None:
+            r.reference = ref.label
         if not r.ok:
             continue
         if python is not None:
             r.vs_python = python.seconds / r.seconds
         if floor is not None:
             r.vs_floor = floor.seconds / r.seconds
+        if ref is not None:
+            r.vs_reference = ref.seconds / r.seconds

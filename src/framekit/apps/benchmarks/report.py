@@ -13,6 +13,11 @@ Rows that were not timed are never silently dropped: a contestant whose
 output was wrong, or that raised, has a row saying so; contestants skipped
 because an optional package is missing are listed once, under the table.
 
+The server benchmark's tables are laid out for its own numbers: frames/s,
+round-trip latency (p50, p99) and the ratios to its reference (Netty) and to
+its floor; a server that could not run (Netty without Java) keeps its row,
+saying why.
+
 matplotlib is optional (the ``bench`` extra) and imported only by
 :func:`plot`, which draws on a bare ``Figure`` (no pyplot, no GUI backend).
 """
@@ -104,6 +109,92 @@ def _target_marks(verdicts: Sequence[Verdict]) -> Dict[Tuple[str, str], str]:
     return {k: ", ".join(v) for k, v in marks.items()}
 
 
+def format_latency(us: Optional[float]) -> str:
+    """``812us``, ``13.8ms``, ``1.2s``; ``-`` when not measured."""
+    if us is None or math.isnan(us):
+        return "-"
+    if us >= 1e6:
+        return f"{us / 1e6:.3g}s"
+    if us >= 1e3:
+        return f"{us / 1e3:.3g}ms"
+    return f"{us:.3g}us"
+
+
+def _is_server(r: Result) -> bool:
+    return r.scenario.startswith("server-")
+
+
+def _server_cells(r: Result, marks: Dict[Tuple[str, str], str]) -> List[str]:
+    mark = marks.get((r.comparison, r.contestant), "")
+    if r.status == "skipped":
+        return [r.label, "skipped", "", "", "", "", "", "", "", r.note]
+    if r.status in ("failed", "error"):
+        word = "WRONG OUTPUT" if r.status == "failed" else "ERROR"
+        return [r.label, word, "", "", "", "", "", "", "", r.note]
+    spread = "" if math.isnan(r.spread) else f"{r.spread:.0%}"
+    cpu = "/".join(
+        "-" if math.isnan(r.metrics.get(k, math.nan)) else f"{r.metrics[k]:.2f}"
+        for k in ("server_cpu", "loadgen_cpu")
+    )
+    per_frame = r.metrics.get("server_cpu", math.nan) * 1e6 / r.frames_per_s
+    return [
+        r.label,
+        format_rate(r.frames_per_s),
+        spread,
+        format_latency(r.metrics.get("p50_us")),
+        format_latency(r.metrics.get("p99_us")),
+        cpu,
+        format_latency(per_frame),
+        _ratio(r.vs_reference),
+        _ratio(r.vs_floor),
+        mark,
+    ]
+
+
+def _server_block(
+    title: str, comparisons: List[List[Result]], marks: Dict[Tuple[str, str], str]
+) -> List[str]:
+    rows = [r for group in comparisons for r in group]
+    reference = next((r.reference for r in rows if r.reference), None)
+    floor = next((r.floor for r in rows if r.floor), None)
+    header = [
+        "contestant",
+        "frames/s",
+        "+-",
+        "p50",
+        "p99",
+        "cpu srv/gen",
+        "srv cpu/frame",
+        f"vs {_short(reference)}",
+        "vs floor",
+        "target",
+    ]
+    table = [_server_cells(r, marks) for r in rows]
+    widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
+    numeric = {1, 2, 3, 4, 5, 6, 7, 8}
+
+    def line(row: List[str]) -> str:
+        cells = [
+            c.rjust(widths[i]) if i in numeric else c.ljust(widths[i]) for i, c in enumerate(row)
+        ]
+        return "  " + "  ".join(cells).rstrip()
+
+    notes = [
+        f"{size_label(rows[0].size)} payloads; cpu: cores used by the server/the load generator; "
+        "srv cpu/frame: the server's CPU time per frame, which a busy machine changes least"
+    ]
+    if reference:
+        notes.append(f"vs {_short(reference)}: {reference}")
+    if floor:
+        notes.append(f"vs floor: {floor}")
+    return [f"{title} ({'; '.join(notes)})", line(header), *map(line, table), ""]
+
+
+def _short(label: Optional[str]) -> str:
+    """A column name for a reference row: ``Netty``, or ``ref``."""
+    return "Netty" if (label or "").startswith("Netty") else "ref"
+
+
 def _cells(r: Result, marks: Dict[Tuple[str, str], str]) -> List[str]:
     mark = marks.get((r.comparison, r.contestant), "")
     if r.status == "failed":
@@ -145,6 +236,9 @@ def format_table(results: Sequence[Result], verdicts: Sequence[Verdict] = ()) ->
     marks = _target_marks(verdicts)
     lines: List[str] = []
     for title, comparisons in _by_scenario(results).items():
+        if _is_server(comparisons[0][0]):
+            lines.extend(_server_block(title, comparisons, marks))
+            continue
         table: List[List[str]] = []
         for rows in comparisons:
             shown = [r for r in rows if r.status != "skipped"]
@@ -177,7 +271,7 @@ def skipped_notes(results: Iterable[Result]) -> List[str]:
     """One line per skipped contestant: which, and why."""
     seen: Dict[str, str] = {}
     for r in results:
-        if r.status == "skipped" and r.label not in seen:
+        if r.status == "skipped" and r.label not in seen and not _is_server(r):
             seen[r.label] = r.note
     return [f"{label}: {note}" for label, note in seen.items()]
 
@@ -192,7 +286,10 @@ def markdown_table(results: Sequence[Result], verdicts: Sequence[Verdict] = ()) 
     numbers, because only ratios carry over to another machine.
     """
     out: List[str] = []
+    out.extend(_server_markdown([r for r in results if _is_server(r)]))
     for title, comparisons in _by_scenario(results).items():
+        if _is_server(comparisons[0][0]):
+            continue
         end_to_end = comparisons[0][0].scenario.startswith("e2e")
         reference = next(
             (
@@ -228,6 +325,49 @@ def markdown_table(results: Sequence[Result], verdicts: Sequence[Verdict] = ()) 
             out.append(f"- T{v.number} **{v.status}**: {v.text}{got}")
         out.append("")
     return "\n".join(out)
+
+
+def _server_markdown(results: Sequence[Result]) -> List[str]:
+    """The server benchmark as Markdown: one matrix for the loads, one per other comparison.
+
+    A matrix has a row per server and a column per load; each cell is the
+    throughput relative to the reference row (Netty), then frames/s and the
+    p50 / p99 round trip.
+    """
+    groups: Dict[str, List[Result]] = {}
+    for r in results:
+        key = "workers" if r.scenario.startswith("server-workers") else "loads"
+        groups.setdefault(key, []).append(r)
+    out: List[str] = []
+    for rows in groups.values():
+        loads: Dict[str, str] = {}
+        for r in rows:
+            loads.setdefault(r.comparison, r.title.replace("echo server, ", ""))
+        reference = next((r.reference for r in rows if r.reference), None)
+        title = rows[0].title.split(",")[0] if len(loads) > 1 else rows[0].title
+        against = f"throughput relative to {reference}" if reference else "throughput"
+        out.append(
+            f"**{title}**, {size_label(rows[0].size)} payloads: {against}; frames/s; "
+            "p50 / p99 round trip\n"
+        )
+        out.append("| | " + " | ".join(loads.values()) + " |")
+        out.append("|---|" + "--:|" * len(loads))
+        cells: Dict[str, Dict[str, str]] = {}
+        for r in rows:
+            if r.ok:
+                ratio = f"**{_ratio(r.vs_reference)}** · " if r.vs_reference is not None else ""
+                text = (
+                    f"{ratio}{format_rate(r.frames_per_s)}/s · "
+                    f"{format_latency(r.metrics.get('p50_us'))} / "
+                    f"{format_latency(r.metrics.get('p99_us'))}"
+                )
+            else:
+                text = {"failed": "wrong", "skipped": "not run"}.get(r.status, r.status)
+            cells.setdefault(r.label, {})[r.comparison] = text
+        for label, by_load in cells.items():
+            out.append(f"| {label} | " + " | ".join(by_load.get(c, "") for c in loads) + " |")
+        out.append("")
+    return out
 
 
 def _cpu_model() -> Optional[str]:

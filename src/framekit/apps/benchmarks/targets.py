@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from .harness import Result
+from .servers import NETTY
 from .workloads import size_label
 
 __all__ = ["TARGETS", "Target", "Verdict", "evaluate"]
@@ -32,12 +33,14 @@ class Target:
         comparison: the comparison id (``decode-64k-stream/16``).
         subject, reference: contestant names in that comparison.
         minimum: the lowest acceptable throughput ratio.
+        why: what the target stands for, in a sentence.
     """
 
     comparison: str
     subject: str
     reference: str
     minimum: float
+    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,51 @@ TARGETS: Tuple[Target, ...] = (
     Target("e2e-tcp/65536", "asyncio", "raw-recv-into", 0.9),
     Target("e2e-tcp/65536", "asyncio-uvloop", "raw-recv-into", 0.9),
     Target("e2e-unix/65536", "blocking", "raw-recv-into", 0.9),
+    # Request/response servers, against Netty measured in the same run by the same load
+    # generator.  Pipelined loads: a read brings many frames, and a server that answers
+    # them with one write per read (as Netty flushes once per read) is bound by the kernel,
+    # not by its language.  framekit's asyncio server on uvloop should match Netty there;
+    # the blocking server (a thread per connection, the GIL between them) half of it.
+    Target(
+        "server-100x16/64",
+        "asyncio-uvloop",
+        NETTY,
+        1.0,
+        "many busy clients: an event loop that writes once per read keeps up with Netty",
+    ),
+    Target(
+        "server-10x64/64",
+        "asyncio-uvloop",
+        NETTY,
+        1.0,
+        "few clients with deep pipelines: the same, with 64 frames per read to batch",
+    ),
+    Target(
+        "server-100x16/64",
+        "blocking",
+        NETTY,
+        0.5,
+        "the thread-per-connection server gets within 2x of Netty when it batches its writes",
+    ),
+    Target(
+        "server-10x64/64",
+        "blocking",
+        NETTY,
+        0.5,
+        "the same with deep pipelines",
+    ),
+    # Ping-pong: one frame in flight per client, so there is nothing to batch and every
+    # frame costs a read and a write system call in any server; what is left to win is
+    # the per-frame cost around them, and the flush must not wait past the handler's
+    # next read, or latency suffers.
+    Target(
+        "server-100x1/64",
+        "asyncio-uvloop",
+        NETTY,
+        0.9,
+        "ping-pong: nothing to batch; the Python per-frame cost must stay small next to "
+        "the two system calls",
+    ),
 )
 
 
