@@ -579,8 +579,6 @@ class LengthPrefixedDecoder:
         """Hand over the complete frame assembled in place."""
         frame = bytes(self._frame)
         frames.append(frame)
-        self._log_head = self._frame_head
-        self._log_frame = frame
         self._last = len(frame)
         self._frame = None
         self._frame_head = b""
@@ -760,7 +758,9 @@ class LengthPrefixedDecoder:
         if frame is not None:
             pos = self._fill_frame(data, 0)
             if self._frame_pos == len(frame):
-                self._deliver_frame(frames)  # part A of the log
+                self._log_head = self._frame_head  # part A of the log
+                self._deliver_frame(frames)
+                self._log_frame = frames[-1]
         self._log_d0 = pos
         if self._frame is None and len(frames) != limit:
             if self._undecoded and self._end > self._start:
@@ -785,10 +785,7 @@ class LengthPrefixedDecoder:
                 if self._frame is not None:
                     pos = self._fill_frame(data, pos)
                     if self._frame_pos == len(self._frame):
-                        frames.append(bytes(self._frame))
-                        self._last = len(self._frame)
-                        self._frame = None
-                        self._need = -1
+                        self._deliver_frame(frames)
                 if err is not None or self._undecoded:
                     break
             if (
@@ -904,7 +901,9 @@ class LengthPrefixedDecoder:
             return frames
         self._log_start(None)
         if frame is not None and self._frame_pos == len(frame):
+            self._log_head = self._frame_head
             self._deliver_frame(frames)
+            self._log_frame = frames[-1]
         if self._end > self._start and len(frames) != limit and self._frame is None:
             # Here the rest of a frame would be read into the buffer: in place
             # saves its copy, but only a large rest is worth the read it ends with.
