@@ -550,6 +550,10 @@ Incremental decoder for one stream; made by :meth:`LengthPrefixed.decoder`.
         self._need = -1
         self._held = False
         self._undecoded = False
+        if PyList_GET_SIZE(frames) == limit and not self._discard:
+            self._undecoded = True
+            ppos[0] = pos
+            return None
         while True:
             if self._discard:
                 take = <uint64_t>(end - pos)
@@ -566,9 +570,9 @@ Incremental decoder for one stream; made by :meth:`LengthPrefixed.decoder`.
                     self._undecoded = True
                     ppos[0] = pos
                     return err
-            if PyList_GET_SIZE(frames) == limit:
-                self._undecoded = True
-                break
+                if PyList_GET_SIZE(frames) == limit:
+                    self._undecoded = True
+                    break
             avail = end - pos
             if size:
                 header_end = offset + size
@@ -644,6 +648,9 @@ Incremental decoder for one stream; made by :meth:`LengthPrefixed.decoder`.
             frames.append(PyBytes_FromStringAndSize(
                 <const char*>src + pos + cut, <Py_ssize_t>flen - cut))
             pos += <Py_ssize_t>flen
+            if PyList_GET_SIZE(frames) == limit:  # the one compare max_frames costs
+                self._undecoded = True
+                break
         ppos[0] = pos
         return None
 
