@@ -818,6 +818,10 @@ Incremental decoder for one stream; made by :meth:`LengthPrefixed.decoder`.
         if self._end == self._start:
             self._undecoded = False
             if PyByteArray_GET_SIZE(self._buf) > _BUFFER_KEEP:
+                if self._log_buf is self._buf:
+                    self._log_buf = self._buf[self._log_b0:self._log_b1]
+                    self._log_b1 -= self._log_b0
+                    self._log_b0 = 0
                 self._buf = bytearray()
                 self._spare = bytearray()
                 self._start = self._end = 0

@@ -707,6 +707,10 @@ class LengthPrefixedDecoder:
         if self._end == self._start:
             self._undecoded = False
             if len(self._buf) > _limits.BUFFER_KEEP:
+                if self._log_buf is self._buf:
+                    # Keep only what the log needs of it.
+                    self._log_buf = self._buf[self._log_b0 : self._log_b1]
+                    self._log_b0, self._log_b1 = 0, len(self._log_buf)
                 self._buf = bytearray()
                 self._spare = bytearray()
                 self._start = self._end = 0
@@ -1124,7 +1128,8 @@ class LengthPrefixedDecoder:
         if not self._stream_left:
             raise _limits.no_stream_error("stream_read()")
         n = min(n, self._stream_left, self._end - self._start)
-        out = bytes(self._buf[self._start : self._start + n])
+        with memoryview(self._buf) as view:
+            out = bytes(view[self._start : self._start + n])
         self._start += n
         self._stream_left -= n
         return out
