@@ -303,7 +303,7 @@ def test_encode_refuses_frames_above_max_frame_size(LP: Any) -> None:
         lambda: codec.encode_parts(b"x" * 7),
         lambda: codec.header(7),
     ):
-        with pytest.raises(FrameTooLarge, match="11 bytes .*max_frame_size 10") as info:
+        with pytest.raises(FrameTooLarge, match=r"11 bytes .*max_frame_size 10") as info:
             call()
         assert info.value.frame_length == 11 and info.value.max_frame_size == 10
     assert codec.header(7, max_frame_size=11) == b"\x00\x00\x00\x07"
