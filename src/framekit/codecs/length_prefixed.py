@@ -71,10 +71,72 @@ frames, ``get_buffer`` offers room for another frame as large as the last one
 (up to ``ROOM_CAP``), so a steady stream of large frames takes one read and
 one copy per frame: fewer reads beat fewer copies (measured: a header-sized
 read to land every payload in place was slower, over loopback TCP, than one
-read plus one cache-warm copy).  Here the object is a
-``bytearray`` turned into ``bytes`` at the end (a copy); the Cython twin
+read plus one cache-warm copy).  Here the object is an
+anonymous ``mmap`` turned into ``bytes`` at the end (a copy); the Cython twin
 allocates the final ``bytes`` object and hands it over as is: one copy per
-byte from the kernel to the frame the caller receives.
+byte from the kernel to the frame the caller receives.  ``get_buffer`` offers
+the next part of it: the rest of the frame, or as much as has arrived if that
+is more than the read size, so memory that is offered grows no faster than
+the frame arrives.
+
+Memory that was never written is never handed out
+-------------------------------------------------
+``buffer_updated(n)`` may be told that more bytes were written than were (but
+not more than were offered).  Every byte a view offers is then zero or an
+earlier byte of the same stream, identically in both backends: a new buffer is
+zero-filled beyond the bytes copied into it (``bytearray(n)``), and the frame
+assembled in place is zero-filled page by page by the system here (``mmap``),
+by ``memset`` just before each part is offered in the Cython twin.  A view is
+released by the call that uses it up (``buffer_updated``, ``feed``, the next
+``get_buffer``): one view, one update, and a spent view cannot rewrite a frame
+being assembled.  (A slice the caller made of it stays alive; the frame it
+receives is still never changed afterwards.)
+
+The memory bound
+----------------
+With ``P`` bytes of an unfinished frame received, ``R`` the read size asked
+for (64 KiB by default) and ``L`` the wire bytes of the frames the most recent
+decode call returned (kept for :meth:`LengthPrefixedDecoder.detach`), a
+decoder holds at most about ``2 * max(P, R) + R + L`` bytes of buffers
+(``_buf`` and the spare that replaces it while ``L`` is kept), and a frame
+assembled in place reserves ``DIRECT_RATIO * P`` of address space of which at
+most ``2 * P + R`` is ever written or zeroed.  An oversized frame costs
+nothing, however large it says it is.  Once nothing is pending, a buffer above
+``_limits.BUFFER_KEEP`` (512 KiB) is dropped, so a large frame leaves nothing
+behind.  Bytes taken with ``max_frames=0``, or fed while a stream is open and
+not read, are held until decoded or read: that is the caller's to bound.
+
+Switching: max_frames and detach
+--------------------------------
+``max_frames=n`` stops the decode loop after ``n`` frames (one compare per
+frame) and holds the rest, undecoded (``_undecoded``: the next call decodes
+the held bytes first).  A call with ``max_frames=0`` decodes nothing and is
+not a *decode call* for ``detach``: the connection core takes a read's bytes
+that way while its last batch is still being handed out, and ``detach`` then
+still refers to that batch.  For ``detach``, each decode call keeps a log of
+the wire from the start of its first frame: [A] an in-place frame it
+completed (its stripped head and the frame), [B] the span of ``_buf`` it
+decoded, [C] the span of the input it decoded (a reference to ``feed``'s
+``bytes``; a copy of that span for any other buffer type, which the caller may
+reuse).  ``detach(unused)`` walks the headers in the log to the first unused
+frame and returns the rest of the log and what the decoder holds, forgetting
+errors, skips and corruption found in them.  A logged ``_buf`` is never
+written over until the next decode call: the unread bytes move to the spare
+buffer instead.  It cannot go back when the decode call began inside a skip
+and returned no frame, after ``stream_begin``, while a stream is open, or once
+a call was refused because the decoder was broken.
+
+Streaming
+---------
+With ``stream_limit`` above ``max_frame_size``, a frame in between is *held*:
+the decode loop stops at its header, consuming nothing, exactly as for an
+unfinished frame.  ``stream_begin`` parses the next header on its own
+(``_read_header``) with ``max(stream_limit, max_frame_size)`` as the bound,
+consumes the stripped bytes and opens the stream; a frame being assembled in
+place is copied back into the buffer first (what arrived of it).  While a
+stream is open, ``feed``/``buffer_updated`` only take bytes, ``get_buffer``
+offers no more than the rest of the payload, and ``stream_read`` copies out of
+the buffer, so the decoder holds no more than one read however long the frame.
 """
 
 from __future__ import annotations
