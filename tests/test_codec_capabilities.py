@@ -132,8 +132,11 @@ def _switch(module: Any, cfg: Any, wire: bytes, chunks: List[bytes], plan: Any, 
         try:
             if via_buffer and chunk:
                 view = dec.get_buffer(len(chunk))
-                view[: len(chunk)] = chunk
-                out = dec.buffer_updated(len(chunk), max_frames=max_frames)
+                n = min(len(view), len(chunk))
+                view[:n] = chunk[:n]
+                out = dec.buffer_updated(n, max_frames=max_frames)
+                if n < len(chunk):
+                    out += dec.feed(chunk[n:], max_frames=0 if out else max_frames)
             else:
                 out = dec.feed(chunk, max_frames=max_frames)
             broken = False

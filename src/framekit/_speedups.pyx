@@ -871,6 +871,7 @@ Incremental decoder for one stream; made by :meth:`LengthPrefixed.decoder`.
                     pos = self._fill_frame(data, pos, end)
                     if self._frame_pos == PyBytes_GET_SIZE(self._frame):
                         self._deliver_frame(frames)
+                        self._log_b1 = self._start
                 if err is not None or self._undecoded:
                     break
             if (err is None and not self._undecoded and self._frame is None

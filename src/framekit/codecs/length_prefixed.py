@@ -852,6 +852,7 @@ class LengthPrefixedDecoder:
                     pos = self._fill_frame(data, pos)
                     if self._frame_pos == len(self._frame):
                         self._deliver_frame(frames)
+                        self._log_b1 = self._start  # its head is logged after all
                 if err is not None or self._undecoded:
                     break
             if (
