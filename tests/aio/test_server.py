@@ -74,7 +74,8 @@ def test_server_address_is_a_url_with_the_real_port(run: Runner, family: Family)
 def _bad_clients(codec: Any) -> List[Tuple[str, bytes, str]]:
     """(name, bytes sent after one good frame, how it ends: eof, reset or open)."""
     return [
-        ("oversized", codec.encode(b"x" * 100), "open"),
+        # header(max_frame_size=) builds a frame the codec itself refuses to encode.
+        ("oversized", codec.header(100, max_frame_size=1 << 20) + b"x" * 100, "open"),
         ("corrupted", b"\xff" * 8, "open"),
         ("cut off", codec.encode(b"cut off")[:5], "eof"),
         ("reset mid-frame", codec.encode(b"reset")[:5], "reset"),
@@ -341,6 +342,9 @@ def test_unix_file_replaced_meanwhile_is_left_alone(run: Runner, sock_dir: str) 
     run(main())
 
 
+BIG_FRAMES = framekit.LengthPrefixed(max_frame_size=64 << 20)
+
+
 def test_close_aborts_connections_still_closing(run: Runner) -> None:
     """A handler gave up on a client that does not read and returned: its task
     waits in conn.close() for the buffer to drain.  Server.close() cancels that
@@ -354,7 +358,8 @@ def test_close_aborts_connections_still_closing(run: Runner) -> None:
             await asyncio.wait_for(conn.send(b"x" * (32 << 20)), 0.2)
 
     async def main() -> None:
-        server = await fa.serve("tcp://127.0.0.1:0", give_up)
+        # A codec that may send 32 MiB frames (encode refuses frames above its maximum).
+        server = await fa.serve("tcp://127.0.0.1:0", give_up, BIG_FRAMES)
         _reader, writer = await raw_connect(server.address)  # reads 128 KiB at most
         writer.write(framekit.LengthPrefixed().encode(b"go"))
         await wait_until(lambda: bool(conns) and conns[0].closed, "the handler is closing")
@@ -380,7 +385,7 @@ def test_cancelled_close_aborts(run: Runner) -> None:
             sent.set()
             await asyncio.sleep(3600)
 
-        async with await fa.serve("tcp://127.0.0.1:0", flood) as server:
+        async with await fa.serve("tcp://127.0.0.1:0", flood, BIG_FRAMES) as server:
             _reader, writer = await raw_connect(server.address)
             await asyncio.wait_for(sent.wait(), WAIT)
             conn = conns[0]

@@ -169,7 +169,7 @@ def test_max_connections(LP: Callable[..., Any], logs: LogWatcher) -> None:
 
 
 def oversized(sock: socket.socket, codec: Any, seen: Seen) -> None:
-    sock.sendall(codec.encode(b"before") + codec.header(5000) + b"x" * 100)
+    sock.sendall(codec.encode(b"before") + codec.header(5000, max_frame_size=1 << 20) + b"x" * 100)
 
 
 def corrupted_header(sock: socket.socket, codec: Any, seen: Seen) -> None:

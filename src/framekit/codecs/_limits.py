@@ -12,6 +12,7 @@ constructors, and build their exceptions with the ``*_error`` functions below
 
 from __future__ import annotations
 
+import operator
 from typing import List, NamedTuple, Union
 
 from ..errors import CorruptedFrame, FrameTooLarge, IncompleteFrame
@@ -40,6 +41,11 @@ DIRECT_RATIO = 8
 #: Between frames, ``get_buffer`` offers room for one as large as the last one,
 #: up to this size.
 ROOM_CAP = 1024 * 1024
+#: Once nothing is pending, a decoder drops a buffer larger than this (the room
+#: a large frame needed) instead of holding it while the connection idles.
+BUFFER_KEEP = 512 * 1024
+#: Largest ``stream_limit`` (a count of bytes that fits a C ``int64_t``).
+STREAM_LIMIT_MAX = 1 << 62
 #: Fixed widths of the length field, in bytes.
 LENGTH_SIZES = (1, 2, 3, 4, 8)
 #: The ``length_size`` value that selects an unsigned LEB128 varint field.
@@ -211,3 +217,107 @@ def no_prefix_error(codec: object) -> ValueError:
         f"{codec!r} has no length field to put a prefix before; "
         "make those bytes part of the payload"
     )
+
+
+def encode_too_large_error(frame_length: int, max_frame_size: int) -> FrameTooLarge:
+    return FrameTooLarge(
+        f"frame of {frame_length} bytes (header included) exceeds max_frame_size "
+        f"{max_frame_size}; not encoded",
+        frame_length=frame_length,
+        max_frame_size=max_frame_size,
+    )
+
+
+def stream_too_large_error(frame_length: int, limit: int) -> FrameTooLarge:
+    return FrameTooLarge(
+        f"frame of {frame_length} bytes exceeds stream_limit and max_frame_size ({limit}); "
+        f"discarding it",
+        frame_length=frame_length,
+        max_frame_size=limit,
+    )
+
+
+def offered_error(nbytes: object, offered: int) -> ValueError:
+    return ValueError(
+        f"buffer_updated({nbytes}): only {offered} bytes were offered by get_buffer()"
+    )
+
+
+def contiguous_error() -> BufferError:
+    return BufferError("a C-contiguous bytes-like object is required")
+
+
+def max_frames_error(max_frames: object) -> ValueError:
+    return ValueError(f"max_frames must be -1 (no limit) or more, got {max_frames}")
+
+
+def detached_error() -> ValueError:
+    return ValueError("the decoder was detached: the stream now belongs to another codec")
+
+
+def detach_error(unused: int, frames: int) -> ValueError:
+    return ValueError(f"detach({unused}): the most recent decode call returned {frames} frames")
+
+
+def detach_lost_error(why: str) -> ValueError:
+    return ValueError(f"detach(): cannot go back to that point of the stream ({why})")
+
+
+def no_stream_error(call: str) -> ValueError:
+    return ValueError(f"{call}: no stream is open (call stream_begin() first)")
+
+
+def stream_open_error() -> ValueError:
+    return ValueError("stream_begin(): a stream is already open")
+
+
+def stream_advance_error(nbytes: int, buffered: int, to_come: int) -> ValueError:
+    if buffered:
+        return ValueError(
+            f"stream_advance({nbytes}): {buffered} payload bytes are buffered; "
+            f"stream_read() them first"
+        )
+    return ValueError(f"stream_advance({nbytes}): only {to_come} payload bytes are still to come")
+
+
+def count_error(name: str, value: int) -> ValueError:
+    return ValueError(f"{name} must be 0 or more, got {value}")
+
+
+def stream_limit_error(value: object) -> ValueError:
+    return ValueError(f"stream_limit must be between 0 and {STREAM_LIMIT_MAX}, got {value}")
+
+
+def check_count(name: str, value: object) -> int:
+    """``operator.index(value)``, refused when negative (both backends' size arguments)."""
+    n = operator.index(value)  # type: ignore[arg-type]
+    if n < 0:
+        raise count_error(name, n)
+    return n
+
+
+def check_max_frames(max_frames: object) -> int:
+    """Validate ``max_frames`` (an int, ``-1`` or more)."""
+    n = operator.index(max_frames)  # type: ignore[arg-type]
+    if n < -1:
+        raise max_frames_error(n)
+    return n
+
+
+def check_stream_limit(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"stream_limit must be an int, not {type(value).__name__}")
+    if not 0 <= value <= STREAM_LIMIT_MAX:
+        raise stream_limit_error(value)
+    return value
+
+
+def check_header_max(max_frame_size: object) -> int:
+    """Validate the ``max_frame_size`` argument of ``header()`` (any positive int)."""
+    if isinstance(max_frame_size, bool) or not isinstance(max_frame_size, int):
+        raise TypeError(
+            f"max_frame_size must be an int or None, not {type(max_frame_size).__name__}"
+        )
+    if max_frame_size < 1:
+        raise ValueError(f"max_frame_size must be 1 or more, got {max_frame_size}")
+    return max_frame_size
