@@ -138,6 +138,8 @@ class StreamCore:
         "_scratch",
         "_scratch_out",
         "_switchable",
+        "_taken",
+        "_taking",
         "_timed",
         "batch_bytes",
         "bytes_in",
@@ -175,6 +177,8 @@ class StreamCore:
         self._held = bytearray()  # input that arrived while a batch was in use
         self._scratch: Optional[bytearray] = None  # room for such input
         self._scratch_out = False  # the last get_buffer() view was the scratch
+        self._taken = False  # the decoder took bytes without decoding them (max_frames=0)
+        self._taking = False  # the last get_buffer() view is for such bytes
         self._eof = False  # end of input received, not yet acted upon
         self._lost: Optional[BaseException] = None  # the connection failed
         self._end: Optional[Tuple[Type[BaseException], str]] = None
@@ -220,7 +224,7 @@ class StreamCore:
         self._refused = True
         self._held = bytearray()
         self._decoder = self.codec.decoder()  # drops the unfinished frame
-        self._drain = False
+        self._drain = self._taken = False
         if self._lost is None and self._end is None:
             self._lost = BudgetExceeded(
                 f"memory budget used up: the server's connections hold {budget.used} bytes "
@@ -244,8 +248,15 @@ class StreamCore:
     # -- receiving: the transport's side ----------------------------------------
 
     def _busy(self) -> bool:
-        """Whether the decoder must not be called: its last batch is not used up."""
-        return bool(length_hint(self._frames) or self._error or self._drain or self._held)
+        """Whether the decoder must not decode: its last batch is not used up."""
+        return bool(
+            length_hint(self._frames) or self._error or self._drain or self._held or self._taken
+        )
+
+    def _can_take(self) -> bool:
+        """Whether the decoder can take bytes now without decoding them (a switchable
+        decoder, not after an error): no copy of a read-ahead."""
+        return self._switchable and not (self._error or self._drain or self._held)
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """Writable room to receive into (``recv_into``, ``BufferedProtocol.get_buffer``).
@@ -253,13 +264,16 @@ class StreamCore:
         Report what was written with :meth:`buffer_updated`.
         """
         size = max(sizehint, self._read_size)
-        if self._busy() or self._refused:
+        self._scratch_out = self._taking = False
+        if self._refused or self._busy():
+            if not self._refused and self._can_take():
+                self._taking = True
+                return self._decoder.get_buffer(size)
             scratch = self._scratch
             if scratch is None or len(scratch) < size:
                 self._scratch = scratch = bytearray(size)
             self._scratch_out = True
             return memoryview(scratch)
-        self._scratch_out = False
         return self._decoder.get_buffer(size)
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -269,10 +283,15 @@ class StreamCore:
             ValueError: ``nbytes`` is more than the view offered.
         """
         self.bytes_in += nbytes
+        decoded = False
         if self._refused:
-            self._scratch_out = False
+            self._scratch_out = self._taking = False
             return
-        if self._scratch_out:
+        if self._taking:
+            self._taking = False
+            self._decoder.buffer_updated(nbytes, 0)  # type: ignore[call-arg]
+            self._taken = True
+        elif self._scratch_out:
             self._scratch_out = False
             scratch = self._scratch
             assert scratch is not None
@@ -281,7 +300,6 @@ class StreamCore:
                     f"buffer_updated({nbytes}): only {len(scratch)} bytes were offered"
                 )
             self._held += memoryview(scratch)[:nbytes]
-            decoded = False
         else:
             decoded = self._decode(self._decoder.buffer_updated, nbytes)
         if self._timed:
@@ -294,11 +312,14 @@ class StreamCore:
         self.bytes_in += len(data)
         if self._refused:
             return
-        if self._busy():
-            self._held += data
-            decoded = False
-        else:
+        decoded = False
+        if not self._busy():
             decoded = self._decode(self._decoder.feed, data)
+        elif self._can_take():
+            self._decoder.feed(data, 0)  # type: ignore[call-arg]
+            self._taken = True
+        else:
+            self._held += data
         if self._timed:
             self._touch(decoded)
         if self._budget is not None:
@@ -384,6 +405,11 @@ class StreamCore:
                 if self._drain_decoder():
                     return True
                 continue
+            if self._taken:
+                self._taken = False
+                if self._decode(self._decoder.feed, b""):
+                    return True
+                continue
             held = self._held
             if held:
                 self._held = bytearray()
@@ -414,7 +440,7 @@ class StreamCore:
         that error.
         """
         decoder = self._decoder
-        self._drain = False
+        self._drain = self._taken = False
         pending = decoder.pending
         try:
             frames = decoder.feed(b"")
@@ -474,7 +500,7 @@ class StreamCore:
         self._frames = self.messages = _EMPTY
         self.batch_bytes = 0
         self._error = None
-        self._drain = False
+        self._drain = self._taken = False
         self._held = bytearray()
         if self._end is None:
             self._end = (ConnectionClosed, "the connection was closed")
@@ -626,6 +652,7 @@ class StreamCore:
         else:
             rest = b""
         held, self._held = self._held, bytearray()
+        self._taken = False
         self.codec = codec
         self._decoder = codec.decoder()
         self._switchable = hasattr(self._decoder, "detach")
