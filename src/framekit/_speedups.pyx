@@ -534,6 +534,12 @@ Incremental decoder for one stream; made by :meth:`LengthPrefixed.decoder`.
         """Payload bytes of the open stream not yet read; 0: not streaming."""
         return self._stream_left
 
+    @property
+    def stream_held(self):
+        """Whether decoding stopped at the header of a frame held for streaming
+        (above ``max_frame_size``, not above ``stream_limit``)."""
+        return self._held
+
     # -- the decode loop ------------------------------------------------------
 
     cdef object _decode(self, const unsigned char* src, Py_ssize_t* ppos, Py_ssize_t end,

@@ -26,6 +26,7 @@ from ..core.options import (
     DEFAULT_MAX_QUEUED_BYTES,
     DEFAULT_MAX_QUEUED_FRAMES,
     check_max_datagram_size,
+    check_max_stream_size,
     check_queue_bounds,
     check_serializer,
     check_timeout,
@@ -51,6 +52,7 @@ async def connect(
     max_datagram_size: Optional[int] = None,
     idle_timeout: Optional[float] = None,
     frame_timeout: Optional[float] = None,
+    max_stream_size: Optional[int] = None,
 ) -> Union[Connection, DatagramEndpoint]:
     """Connect to a framed server.
 
@@ -74,6 +76,11 @@ async def connect(
             when nothing arrives for that many seconds (None: never).
         frame_timeout: stream addresses: ``recv()`` raises ``TimeoutError``
             when a frame begun that many seconds ago is still incomplete.
+        max_stream_size: frames above the codec's ``max_frame_size`` and up
+            to this size (the codec's frame length, header included) can be
+            read with ``recv_stream()`` and sent with ``send_stream()``;
+            ``recv()`` refuses them with ``FrameTooLarge``.  None: streams
+            are bounded by ``max_frame_size`` too.
 
     Returns:
         A :class:`Connection` for stream addresses; a connected
@@ -93,6 +100,7 @@ async def connect(
     check_max_datagram_size(max_datagram_size)
     idle_timeout = check_timeout("idle_timeout", idle_timeout)
     frame_timeout = check_timeout("frame_timeout", frame_timeout)
+    max_stream_size = check_max_stream_size(max_stream_size)
     context = tls_context(addr, ssl, server_side=False)
     if addr.is_datagram:
         if idle_timeout is not None or frame_timeout is not None:
@@ -118,6 +126,7 @@ async def connect(
             max_queued_bytes=max_queued_bytes,
             idle_timeout=idle_timeout,
             frame_timeout=frame_timeout,
+            max_stream_size=max_stream_size,
         )
 
     transport: Any

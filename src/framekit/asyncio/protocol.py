@@ -32,6 +32,7 @@ from ..codecs.interface import Codec
 from ..core.options import (
     DEFAULT_MAX_QUEUED_BYTES,
     DEFAULT_MAX_QUEUED_FRAMES,
+    check_max_stream_size,
     check_queue_bounds,
     check_serializer,
     check_timeout,
@@ -56,6 +57,7 @@ class FramedProtocol(asyncio.BufferedProtocol):
         serializer: messages go through it (see :class:`~framekit.core.StreamCore`).
         idle_timeout: seconds without input before ``recv()`` times out.
         frame_timeout: seconds a begun frame may take to complete.
+        max_stream_size: frames up to this size can be read as streams.
 
     Attributes:
         core: the :class:`~framekit.core.StreamCore`.
@@ -79,6 +81,7 @@ class FramedProtocol(asyncio.BufferedProtocol):
         serializer: Optional[Serializer] = None,
         idle_timeout: Optional[float] = None,
         frame_timeout: Optional[float] = None,
+        max_stream_size: Optional[int] = None,
     ) -> None:
         check_queue_bounds(max_queued_frames, max_queued_bytes)
         loop = asyncio.get_running_loop()
@@ -91,6 +94,7 @@ class FramedProtocol(asyncio.BufferedProtocol):
             frame_timeout=check_timeout("frame_timeout", frame_timeout),
             clock=loop.time,
         )
+        self.core.set_stream_limit(check_max_stream_size(max_stream_size))
         self.waiter = ReadWaiter()
         self.flow = WriteFlow()
         self.transport: Optional[asyncio.Transport] = None

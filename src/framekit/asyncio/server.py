@@ -86,6 +86,7 @@ from ..core.options import (
     check_max_buffered_bytes,
     check_max_connections,
     check_max_datagram_size,
+    check_max_stream_size,
     check_queue_bounds,
     check_serializer,
     check_timeout,
@@ -130,11 +131,13 @@ class Server:
         idle_timeout: Optional[float] = None,
         frame_timeout: Optional[float] = FRAME_TIMEOUT,
         max_buffered_bytes: Optional[int] = DEFAULT_MAX_BUFFERED_BYTES,
+        max_stream_size: Optional[int] = None,
     ) -> None:
         self._requested = address
         self._handshake_timeout = handshake_timeout
         self._idle_timeout = idle_timeout
         self._frame_timeout = frame_timeout
+        self._max_stream_size = max_stream_size
         self._budget = None if max_buffered_bytes is None else MemoryBudget(max_buffered_bytes)
         self._handler = handler
         self._codec = codec
@@ -170,6 +173,7 @@ class Server:
             max_queued_bytes=self._max_queued_bytes,
             idle_timeout=self._idle_timeout,
             frame_timeout=self._frame_timeout,
+            max_stream_size=self._max_stream_size,
         )
         protocol.core.set_budget(self._budget)
         return protocol
@@ -499,6 +503,7 @@ async def serve(
     idle_timeout: Optional[float] = None,
     frame_timeout: Optional[float] = FRAME_TIMEOUT,
     max_buffered_bytes: Optional[int] = DEFAULT_MAX_BUFFERED_BYTES,
+    max_stream_size: Optional[int] = None,
 ) -> Server:
     """Bind ``address`` and serve: ``await handler(conn)`` runs once per connection.
 
@@ -538,6 +543,11 @@ async def serve(
             connection whose input would go above it is refused
             (``BudgetExceeded`` from its ``recv()``, after what it had
             received) and closed.  None: no bound.
+        max_stream_size: frames above the codec's ``max_frame_size`` and up
+            to this size (the codec's frame length, header included) can be
+            read with ``recv_stream()`` and sent with ``send_stream()``;
+            ``recv()`` refuses them with ``FrameTooLarge``.  None: streams
+            are bounded by ``max_frame_size`` too.
 
     Returns:
         The :class:`Server`, already serving.
@@ -567,6 +577,7 @@ async def serve(
     idle_timeout = check_timeout("idle_timeout", idle_timeout)
     frame_timeout = check_timeout("frame_timeout", frame_timeout)
     max_buffered_bytes = check_max_buffered_bytes(max_buffered_bytes)
+    max_stream_size = check_max_stream_size(max_stream_size)
     context = tls_context(addr, ssl, server_side=True)
     server = Server(
         addr,
@@ -580,6 +591,7 @@ async def serve(
         idle_timeout=idle_timeout,
         frame_timeout=frame_timeout,
         max_buffered_bytes=max_buffered_bytes,
+        max_stream_size=max_stream_size,
     )
     if addr.is_datagram:
         endpoint = await open_datagram(

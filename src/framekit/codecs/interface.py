@@ -74,11 +74,14 @@ pieces)::
     decoder.stream_advance(nbytes) -> None
     decoder.stream_discard() -> None
     decoder.stream_remaining -> int
+    decoder.stream_held -> bool
 
 * ``stream_limit > max_frame_size``: a frame whose length is above
   ``max_frame_size`` but not above ``stream_limit`` is no error; it is
   *held*: decoding stops at its header (the frames before it are returned, no
-  bytes of it are consumed) until ``stream_begin()`` takes it.  Lengths here
+  bytes of it are consumed) until ``stream_begin()`` takes it;
+  ``stream_held`` says so (a caller that wants frames whole then refuses it:
+  ``stream_begin()`` and ``stream_discard()``).  Lengths here
   are the codec's own (for ``LengthPrefixed``, the adjusted frame length,
   header included, as for ``max_frame_size``).
 * ``stream_begin()`` starts streaming the next frame: a held one, one whose

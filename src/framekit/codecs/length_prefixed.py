@@ -501,6 +501,12 @@ class LengthPrefixedDecoder:
         """Payload bytes of the open stream not yet read; 0: not streaming."""
         return self._stream_left
 
+    @property
+    def stream_held(self) -> bool:
+        """Whether decoding stopped at the header of a frame held for streaming
+        (above ``max_frame_size``, not above ``stream_limit``)."""
+        return self._held
+
     # -- the decode loop ------------------------------------------------------
 
     def _decode(

@@ -38,19 +38,29 @@ class MemoryBudget:
 
     Args:
         limit: the most bytes held at once (``max_buffered_bytes``).
+        threads: whether connections charge it from several threads (the
+            blocking server); an event-loop server charges from one, and
+            needs no lock.
     """
 
     __slots__ = ("_lock", "limit", "used")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, threads: bool = False) -> None:
         self.limit = limit
         self.used = 0
-        self._lock = threading.Lock()  # the blocking server charges from many threads
+        self._lock = threading.Lock() if threads else None
 
     def charge(self, delta: int) -> bool:
         """Add ``delta`` bytes (negative: release); False if that takes the sum
         above the limit (the charge is then not made)."""
-        with self._lock:
+        lock = self._lock
+        if lock is None:
+            used = self.used + delta
+            if delta > 0 and used > self.limit:
+                return False
+            self.used = used
+            return True
+        with lock:
             used = self.used + delta
             if delta > 0 and used > self.limit:
                 return False

@@ -41,6 +41,7 @@ __all__ = [
     "check_max_buffered_bytes",
     "check_max_connections",
     "check_max_datagram_size",
+    "check_max_stream_size",
     "check_queue_bounds",
     "check_serializer",
     "check_timeout",
@@ -168,6 +169,15 @@ def check_max_buffered_bytes(value: Any) -> Optional[int]:
         TypeError, ValueError: as :func:`check_count`.
     """
     return None if value is None else check_count("max_buffered_bytes", value)
+
+
+def check_max_stream_size(value: Any) -> Optional[int]:
+    """``max_stream_size``: None (frames stream up to ``max_frame_size``) or a positive int.
+
+    Raises:
+        TypeError, ValueError: as :func:`check_count`.
+    """
+    return None if value is None else check_count("max_stream_size", value)
 
 
 def check_max_datagram_size(value: Any) -> Optional[int]:

@@ -78,10 +78,10 @@ from __future__ import annotations
 
 import time
 from operator import length_hint
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple, Type
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Type, Union
 
 from ..codecs.interface import Buffer, Codec
-from ..errors import BudgetExceeded, ConnectionClosed, FramingError
+from ..errors import BudgetExceeded, ConnectionClosed, FrameTooLarge, FramingError
 from ..serializers import Serializer, dumps, loads
 from .budget import MemoryBudget
 from .options import DEFAULT_READ_SIZE, VECTORED_MIN_SIZE
@@ -137,6 +137,9 @@ class StreamCore:
         "_refused",
         "_scratch",
         "_scratch_out",
+        "_stream_limit",
+        "_stream_pending",
+        "_streamable",
         "_switchable",
         "_taken",
         "_taking",
@@ -168,6 +171,9 @@ class StreamCore:
         self.serializer = serializer
         self._decoder = codec.decoder()
         self._switchable = hasattr(self._decoder, "detach")
+        self._streamable = hasattr(self._decoder, "stream_begin")
+        self._stream_limit = 0  # max_stream_size (0: frames stream up to max_frame_size)
+        self._stream_pending = False  # a stream begun, not yet handed to the caller
         self._read_size = read_size
         self._frames: Iterator[bytes] = _EMPTY
         self.messages: Iterator[Any] = _EMPTY
@@ -253,6 +259,14 @@ class StreamCore:
             length_hint(self._frames) or self._error or self._drain or self._held or self._taken
         )
 
+    def _stream_buffered(self) -> bool:
+        """Whether the rest of an open stream's payload is already received: what
+        comes next waits in the core (the decoder offers no room past a payload)."""
+        if not self._streamable:
+            return False
+        left: int = self._decoder.stream_remaining  # type: ignore[attr-defined]
+        return 0 < left <= self._decoder.pending
+
     def _can_take(self) -> bool:
         """Whether the decoder can take bytes now without decoding them (a switchable
         decoder, not after an error): no copy of a read-ahead."""
@@ -265,8 +279,8 @@ class StreamCore:
         """
         size = max(sizehint, self._read_size)
         self._scratch_out = self._taking = False
-        if self._refused or self._busy():
-            if not self._refused and self._can_take():
+        if self._refused or self._busy() or self._stream_buffered():
+            if not self._refused and self._can_take() and not self._stream_buffered():
                 self._taking = True
                 return self._decoder.get_buffer(size)
             scratch = self._scratch
@@ -379,14 +393,19 @@ class StreamCore:
             IncompleteFrame: the stream ended inside a frame (once).
             ConnectionClosed: the stream ended; raised by every later call.
         """
+        if self._end is None and self.stream_remaining:
+            raise ValueError(
+                "a frame is being read as a stream: read it to its end or close it first"
+            )
         try:
-            return self._next_batch()
+            return self._next_batch(False)
         finally:
             if self._budget is not None:
                 self._recharge()
 
-    def _next_batch(self) -> bool:
-        """See :meth:`next_batch`."""
+    def _next_batch(self, hold: bool) -> bool:
+        """See :meth:`next_batch`; ``hold``: leave a frame held for streaming alone
+        (else it is refused, as above ``max_frame_size``)."""
         if length_hint(self._frames):
             return True  # the current batch is not used up (a caller looked twice)
         while True:
@@ -430,6 +449,8 @@ class StreamCore:
                 self._end = (ConnectionClosed, "the peer closed the connection")
                 self._decoder.eof()  # IncompleteFrame (once) if a frame was cut off
                 continue
+            if not hold and self._streamable and self._decoder.stream_held:  # type: ignore[attr-defined]
+                self._refuse_stream()
             return False
 
     def _drain_decoder(self) -> bool:
@@ -506,12 +527,190 @@ class StreamCore:
             self._end = (ConnectionClosed, "the connection was closed")
         self._release()
 
+    # -- frames as streams ---------------------------------------------------------
+
+    def set_stream_limit(self, max_stream_size: Optional[int]) -> None:
+        """Frames above ``max_frame_size`` up to ``max_stream_size`` (the codec's
+        frame length, header included) can be read as streams (:meth:`open_stream`);
+        a plain read refuses them with ``FrameTooLarge``."""
+        self._stream_limit = max_stream_size or 0
+        if self._streamable:
+            self._decoder.stream_limit = self._stream_limit  # type: ignore[attr-defined]
+
+    def open_stream(self) -> Union[bytes, int, None]:
+        """Begin reading the next frame as a stream.
+
+        Returns:
+            The frame as ``bytes`` if it is already whole (decoded: read it in
+            one piece), its payload's length if streaming began (read it with
+            :meth:`stream_read`/:meth:`stream_advance`), or None: more input
+            is needed first.
+
+        Raises:
+            TypeError: the codec cannot stream (see :class:`framekit.Decoder`).
+            ValueError: a stream is already open.
+            FrameTooLarge: the frame is above ``max_stream_size``; it is
+                skipped before a byte of its payload is read.
+            FramingError, OSError, ConnectionClosed: as :meth:`next_batch`.
+        """
+        if self._stream_pending:
+            self._stream_pending = False
+            return self.stream_remaining
+        if self.stream_remaining:
+            raise ValueError("a stream is already open: read it to its end or discard it")
+        for frame in self._frames:
+            return frame
+        try:
+            if self._next_batch(True):
+                for frame in self._frames:
+                    return frame
+            if not self._streamable:
+                raise TypeError(
+                    f"{self.codec!r} cannot read a frame as a stream: its decoder has no "
+                    "stream_begin() (see framekit.Decoder); use recv()"
+                )
+            if self._busy():
+                return None  # bytes held back: decoded on the next look
+            length: int = self._decoder.stream_begin()  # type: ignore[attr-defined]
+        finally:
+            if self._budget is not None:
+                self._recharge()
+        if length < 0:
+            return None
+        if not length:
+            self._taken = True
+        return length
+
+    @property
+    def stream_remaining(self) -> int:
+        """Payload bytes of the open stream not yet read (0: none open)."""
+        if not self._streamable:
+            return 0
+        return self._decoder.stream_remaining  # type: ignore[attr-defined,no-any-return]
+
+    def stream_read(self, max_bytes: int) -> bytes:
+        """Up to ``max_bytes`` of the open stream's payload that are already
+        received (``b""``: read more, or take it straight from the socket and
+        say so with :meth:`stream_advance`)."""
+        data: bytes = self._decoder.stream_read(max_bytes)  # type: ignore[attr-defined]
+        if data and not self.stream_remaining:
+            self._taken = True  # what follows the payload is decoded on the next look
+        if self._budget is not None:
+            self._recharge()
+        return data
+
+    def stream_advance(self, nbytes: int) -> None:
+        """The transport read ``nbytes`` of the payload straight from its socket."""
+        self._decoder.stream_advance(nbytes)  # type: ignore[attr-defined]
+        self.bytes_in += nbytes
+        if self._timed:
+            self._last_input = self._clock()
+        if not self.stream_remaining:
+            self._taken = True
+
+    def stream_discard(self) -> None:
+        """Skip the rest of the open stream's payload (it is dropped as it arrives)."""
+        self._stream_pending = False
+        if self.stream_remaining:
+            self._decoder.stream_discard()  # type: ignore[attr-defined]
+            self._taken = True
+
+    def keep_stream(self) -> None:
+        """Leave the stream just opened for the next read: ``recv_stream()`` takes
+        it, ``recv()`` takes it whole if it is not above ``max_frame_size``."""
+        self._stream_pending = True
+
+    @property
+    def stream_kept(self) -> int:
+        """The payload length of a stream kept by :meth:`keep_stream`, or -1."""
+        return self.stream_remaining if self._stream_pending else -1
+
+    def take_kept_stream(self) -> int:
+        """For a plain read of a kept stream: its payload length if it may be
+        read whole (not above ``max_frame_size``); else it is skipped and
+        ``FrameTooLarge`` raised."""
+        length = self.stream_remaining
+        if length > getattr(self.codec, "max_frame_size", length):
+            self._refuse_stream()
+        self._stream_pending = False
+        return length
+
+    @property
+    def input_ended(self) -> bool:
+        """Whether no more input will come (end of stream, or the connection lost)."""
+        return self._eof or self._lost is not None or self._end is not None
+
+    def stream_cut(self) -> None:
+        """The input ended inside the open stream: raise ``IncompleteFrame``."""
+        lost = self._lost
+        self._eof = True
+        self._end = (ConnectionClosed, "the peer closed the connection")
+        if lost is not None:
+            self._lost = None
+            try:
+                raise lost
+            finally:
+                del lost
+        self._decoder.eof()
+        raise AssertionError("a decoder's eof() inside a stream must raise")  # pragma: no cover
+
+    def message(self, frame: bytes) -> Any:
+        """A frame as the message it carries (through the serializer, if any)."""
+        return self._loads(frame)
+
+    def put_back(self, frame: bytes) -> None:
+        """Make ``frame`` the next message again (a caller looked at it and left it)."""
+        rest = list(self._frames)
+        self._frames = it = iter([frame, *rest])
+        self.messages = it if self.serializer is None else map(self._loads, it)
+
+    def _refuse_stream(self) -> None:
+        """A plain read met a frame above ``max_frame_size``: skip it, raise."""
+        decoder: Any = self._decoder
+        self._stream_pending = False
+        if not decoder.stream_remaining:
+            decoder.stream_begin()
+        length = decoder.stream_remaining
+        decoder.stream_discard()
+        self._taken = True
+        maximum = getattr(self.codec, "max_frame_size", 0)
+        raise FrameTooLarge(
+            f"frame of {length} payload bytes exceeds max_frame_size {maximum}; "
+            "discarding it (recv_stream() can read it as a stream)",
+            frame_length=length,
+            max_frame_size=maximum,
+        )
+
+    def stream_header(self, length: int, prefix: Optional[Buffer] = None) -> bytes:
+        """The header of a frame whose ``length``-byte payload is sent in pieces.
+
+        Raises:
+            TypeError: the codec has no header of its own (only
+                length-prefixed framings can send a frame in pieces).
+            FrameTooLarge: the frame is above ``max_stream_size`` (or
+                ``max_frame_size`` when that is larger).
+        """
+        codec: Any = self.codec
+        if not (hasattr(codec, "header") and hasattr(codec, "length_size")):
+            raise TypeError(
+                f"{codec!r} cannot send a frame in pieces: only a length-prefixed "
+                "framing (framekit.LengthPrefixed) announces a frame's length first"
+            )
+        limit = max(self._stream_limit, codec.max_frame_size)
+        options: Dict[str, Any] = {"max_frame_size": limit}
+        if prefix is not None:
+            options["prefix"] = prefix
+        header: bytes = codec.header(length, **options)
+        self.frames_out += 1
+        self.bytes_out += len(header)
+        return header
+
     # -- timeouts -------------------------------------------------------------------
 
     def _touch(self, decoded: bool) -> None:
         now = self._clock()
         self._last_input = now
-        if not self._decoder.pending:
+        if not self._decoder.pending or self.stream_remaining:
             self._frame_started = None
         elif decoded or self._frame_started is None:
             self._frame_started = now
@@ -656,6 +855,8 @@ class StreamCore:
         self.codec = codec
         self._decoder = codec.decoder()
         self._switchable = hasattr(self._decoder, "detach")
+        self._streamable = hasattr(self._decoder, "stream_begin")
+        self.set_stream_limit(self._stream_limit)
         self._frames = self.messages = _EMPTY
         self.batch_bytes = 0
         self._error = None

@@ -34,6 +34,7 @@ from ..addresses import AddressLike, parse_address
 from ..codecs.interface import Codec
 from ..core.options import (
     check_max_datagram_size,
+    check_max_stream_size,
     check_serializer,
     check_timeout,
     make_codec,
@@ -56,6 +57,7 @@ def connect(
     max_datagram_size: Optional[int] = None,
     idle_timeout: Optional[float] = None,
     frame_timeout: Optional[float] = None,
+    max_stream_size: Optional[int] = None,
 ) -> Union[FramedSocket, DatagramSocket]:
     """Connect to ``address`` and return a framed connection.
 
@@ -79,6 +81,11 @@ def connect(
             when nothing arrives for that many seconds (None: never).
         frame_timeout: stream addresses: ``recv()`` raises ``TimeoutError``
             when a frame begun that many seconds ago is still incomplete.
+        max_stream_size: frames above the codec's ``max_frame_size`` and up
+            to this size (the codec's frame length, header included) can be
+            read with ``recv_stream()`` and sent with ``send_stream()``;
+            ``recv()`` refuses them with ``FrameTooLarge``.  None: streams
+            are bounded by ``max_frame_size`` too.
 
     Returns:
         A :class:`FramedSocket` for stream addresses, a
@@ -101,6 +108,7 @@ def connect(
     idle_timeout = check_timeout("idle_timeout", idle_timeout)
     frame_timeout = check_timeout("frame_timeout", frame_timeout)
     check_timeout("timeout", timeout)
+    max_stream_size = check_max_stream_size(max_stream_size)
     context = tls_context(addr, ssl, server_side=False)
     if addr.is_datagram:
         if idle_timeout is not None or frame_timeout is not None:
@@ -127,4 +135,5 @@ def connect(
         serializer=serializer,
         idle_timeout=idle_timeout,
         frame_timeout=frame_timeout,
+        max_stream_size=max_stream_size,
     )

@@ -51,19 +51,27 @@ attack.  Only a cut inside a frame is detected (``IncompleteFrame``).
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 import ssl
 import threading
 from itertools import chain
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence, Union
 
 from .._util import Closing
 from ..codecs.interface import Buffer, Codec
-from ..core.options import DEFAULT_READ_SIZE, check_serializer, check_timeout, make_codec
+from ..core.options import (
+    DEFAULT_READ_SIZE,
+    check_max_stream_size,
+    check_serializer,
+    check_timeout,
+    make_codec,
+)
 from ..core.stream import StreamCore
-from ..errors import ConnectionClosed
+from ..errors import ConnectionClosed, FrameTooLarge
 from ..serializers import Serializer
+from .stream import DEFAULT_CHUNK_SIZE, FrameStream
 
 __all__ = ["FramedSocket", "send_vectored"]
 
@@ -89,6 +97,11 @@ class FramedSocket(Closing):
             for that many seconds (None: never).
         frame_timeout: ``recv()`` raises ``TimeoutError`` when a frame whose
             first byte arrived that many seconds ago is still incomplete.
+        max_stream_size: frames above the codec's ``max_frame_size`` and up
+            to this size (the codec's frame length, header included) can be
+            read with :meth:`recv_stream` and sent with :meth:`send_stream`;
+            ``recv()`` refuses them with ``FrameTooLarge``.  None: streams are
+            bounded by ``max_frame_size`` too.
 
     Attributes:
         socket: the wrapped socket (for ``settimeout``, ``shutdown``...).
@@ -109,6 +122,7 @@ class FramedSocket(Closing):
         read_size: int = DEFAULT_READ_SIZE,
         idle_timeout: Optional[float] = None,
         frame_timeout: Optional[float] = None,
+        max_stream_size: Optional[int] = None,
     ) -> None:
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(
@@ -123,6 +137,7 @@ class FramedSocket(Closing):
             idle_timeout=check_timeout("idle_timeout", idle_timeout),
             frame_timeout=check_timeout("frame_timeout", frame_timeout),
         )
+        self._core.set_stream_limit(check_max_stream_size(max_stream_size))
         self._poll: Optional[Any] = None
         self._reader = 0  # the thread that last waited for input
         self._send_lock = threading.Lock()
@@ -170,10 +185,22 @@ class FramedSocket(Closing):
         """
         for message in self._core.messages:
             return message
+        if self._core.stream_kept >= 0:
+            return self._recv_kept()
         self._fill()
         for message in self._core.messages:
             return message
         raise AssertionError("unreachable: a batch was made current")  # pragma: no cover
+
+    def _recv_kept(self) -> Any:
+        """``recv()`` of a frame that ``recv_into`` left open: read it whole."""
+        length = self._core.take_kept_stream()
+        frame = bytearray(length)
+        view = memoryview(frame)
+        got = 0
+        while got < length:
+            got += self._stream_readinto(view[got:])
+        return self._core.message(bytes(frame))
 
     def __iter__(self) -> Iterator[Any]:
         """Yield messages until the peer closes cleanly; raise like :meth:`recv`.
@@ -243,6 +270,208 @@ class FramedSocket(Closing):
             ValueError: the current decoder cannot go back to that point.
         """
         self._core.switch_codec(make_codec(codec))
+
+    # -- frames as streams -----------------------------------------------------------
+
+    def recv_stream(self, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> FrameStream:
+        """Return the next frame as a stream: its ``length``, then its payload
+        in chunks of at most ``chunk_size`` bytes (see :class:`FrameStream`).
+
+        Use it with ``with``: leaving the block early skips the rest of the
+        frame, and the connection goes on.  Messages and streams mix frame by
+        frame: ``recv()`` after a stream reads the next frame.  No serializer
+        applies to a stream.
+
+        Raises:
+            TypeError: the codec cannot stream (only ``LengthPrefixed`` can).
+            FrameTooLarge: the frame is above ``max_stream_size`` (or
+                ``max_frame_size`` when no ``max_stream_size`` was given); it
+                is skipped before a byte of its payload is read.
+            ConnectionClosed, IncompleteFrame, FramingError, TimeoutError,
+            OSError: as :meth:`recv`.
+        """
+        first = self._open_stream()
+        if isinstance(first, bytes):
+            return FrameStream(len(first), whole=first, chunk_size=chunk_size)
+        return FrameStream(
+            first,
+            read=self._stream_read,
+            readinto=self._stream_readinto,
+            discard=self._core.stream_discard,
+            chunk_size=chunk_size,
+        )
+
+    def recv_into(self, buffer: Buffer) -> int:
+        """Read the next frame's payload into ``buffer`` (any writable bytes-like
+        object: a ``bytearray``, a ``memoryview``, an ``mmap``, a numpy array);
+        return its size.
+
+        The payload goes from the socket straight into ``buffer`` when it was
+        not received yet.  No serializer applies.
+
+        Raises:
+            FrameTooLarge: the frame does not fit ``buffer``; it stays unread
+                (``recv()``, ``recv_stream()`` or a larger ``recv_into()`` takes it).
+            As :meth:`recv_stream` otherwise.
+        """
+        view = memoryview(buffer).cast("B")
+        first = self._open_stream()
+        if isinstance(first, bytes):
+            if len(first) > len(view):
+                self._core.put_back(first)
+                raise _does_not_fit(len(first), len(view))
+            view[: len(first)] = first
+            return len(first)
+        if first > len(view):
+            self._core.keep_stream()
+            raise _does_not_fit(first, len(view))
+        got = 0
+        while got < first:
+            got += self._stream_readinto(view[got:first])
+        return first
+
+    def _open_stream(self) -> Union[bytes, int]:
+        core = self._core
+        self._reader = threading.get_ident()
+        while True:
+            first = core.open_stream()
+            if first is not None:
+                return first
+            if core.outgoing:
+                self.flush()
+            self._read()
+
+    def _wait_for_stream(self) -> None:
+        """Before reading a stream's payload from the socket: honour the deadline."""
+        wait = self._core.wait_time()
+        while wait is not None and not self._wait_readable(wait):
+            error = self._core.timed_out()
+            if error is not None:
+                raise error
+            wait = self._core.wait_time()
+
+    def _stream_read(self, size: int) -> bytes:
+        core = self._core
+        data = core.stream_read(size)
+        if data:
+            return data
+        self._wait_for_stream()
+        data = self.socket.recv(min(size, core.stream_remaining))
+        if not data:
+            self._stream_cut()
+        core.stream_advance(len(data))
+        return data
+
+    def _stream_readinto(self, view: memoryview) -> int:
+        core = self._core
+        data = core.stream_read(len(view))
+        if data:
+            view[: len(data)] = data
+            return len(data)
+        self._wait_for_stream()
+        n = self.socket.recv_into(view[: core.stream_remaining])
+        if not n:
+            self._stream_cut()
+        core.stream_advance(n)
+        return n
+
+    def _stream_cut(self) -> None:
+        """The peer closed the connection inside a stream: IncompleteFrame."""
+        core = self._core
+        core.receive_eof()
+        core.stream_cut()
+
+    def send_stream(
+        self, length: int, chunks: Iterable[Buffer], *, prefix: Optional[Buffer] = None
+    ) -> None:
+        """Send one frame whose ``length``-byte payload comes in pieces.
+
+        The header announces ``length``; ``chunks`` (an iterable of bytes-like
+        objects) are sent as they come, so memory stays bounded whatever the
+        frame's size.
+
+        Raises:
+            TypeError: the codec cannot announce a length first (only
+                ``LengthPrefixed`` can).
+            FrameTooLarge: ``length`` is above ``max_stream_size`` (and the
+                codec's ``max_frame_size``); nothing was sent.
+            ValueError: the chunks hold more or fewer bytes than ``length``:
+                the frame could not be sent whole, so the connection is
+                closed (the peer sees ``IncompleteFrame``, never a misaligned
+                frame); raised before the excess is sent.
+            OSError: the socket failed.
+        """
+        header = self._core.stream_header(length, prefix)
+        with self._send_lock:
+            self._flush_locked()
+            self.socket.sendall(header)
+            sent = 0
+            try:
+                for chunk in chunks:
+                    size = len(chunk) if type(chunk) is bytes else memoryview(chunk).nbytes
+                    if sent + size > length:
+                        raise _wrong_length(length, "more")
+                    self.socket.sendall(chunk)
+                    sent += size
+                if sent < length:
+                    raise _wrong_length(length, f"only {sent}")
+            except BaseException:
+                self._abort()
+                raise
+            self._core.bytes_out += length
+
+    def send_file(
+        self, file: Any, length: Optional[int] = None, *, prefix: Optional[Buffer] = None
+    ) -> int:
+        """Send a file's contents, from its current position, as one frame.
+
+        Uses ``socket.sendfile`` (the kernel copies the file to the socket)
+        on plain TCP and Unix sockets; reads and sends otherwise (TLS).
+
+        Args:
+            file: a file object opened in binary mode.
+            length: bytes to send; None: the rest of the file.
+
+        Returns:
+            The payload's size.
+
+        Raises:
+            As :meth:`send_stream` (the file shorter than ``length`` is
+            "fewer bytes than announced").
+        """
+        if length is None:
+            length = os.fstat(file.fileno()).st_size - file.tell()
+        header = self._core.stream_header(length, prefix)
+        with self._send_lock:
+            self._flush_locked()
+            self.socket.sendall(header)
+            try:
+                if self._vectored and hasattr(file, "fileno"):
+                    sent = self.socket.sendfile(file, file.tell(), length) if length else 0
+                else:
+                    sent = 0
+                    while sent < length:
+                        chunk = file.read(min(DEFAULT_CHUNK_SIZE, length - sent))
+                        if not chunk:
+                            break
+                        self.socket.sendall(chunk)
+                        sent += len(chunk)
+                if sent < length:
+                    raise _wrong_length(length, f"only {sent}")
+            except BaseException:
+                self._abort()
+                raise
+            self._core.bytes_out += length
+        return length
+
+    def _abort(self) -> None:
+        """A frame could not be sent whole: close, so the peer never reads it misaligned."""
+        try:
+            self.socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._core.take_outgoing()
+        self.socket.close()
 
     # -- sending --------------------------------------------------------------------
 
@@ -326,6 +555,21 @@ class FramedSocket(Closing):
 
     def __repr__(self) -> str:
         return f"<FramedSocket {self.socket!r} codec={self.codec!r}>"
+
+
+def _does_not_fit(length: int, room: int) -> FrameTooLarge:
+    return FrameTooLarge(
+        f"a {length}-byte frame does not fit the {room}-byte buffer; it stays unread",
+        frame_length=length,
+        max_frame_size=room,
+    )
+
+
+def _wrong_length(length: int, got: str) -> ValueError:
+    return ValueError(
+        f"send_stream: the chunks hold {got} bytes, not the {length} announced; "
+        "the connection is closed (its peer sees an incomplete frame)"
+    )
 
 
 def send_vectored(sock: socket.socket, parts: Sequence[Buffer]) -> None:

@@ -89,6 +89,7 @@ from ..core.options import (
     check_max_buffered_bytes,
     check_max_connections,
     check_max_datagram_size,
+    check_max_stream_size,
     check_serializer,
     check_timeout,
     make_codec,
@@ -154,6 +155,7 @@ class Server:
         idle_timeout: Optional[float] = None,
         frame_timeout: Optional[float] = FRAME_TIMEOUT,
         max_buffered_bytes: Optional[int] = DEFAULT_MAX_BUFFERED_BYTES,
+        max_stream_size: Optional[int] = None,
     ) -> None:
         addr = parse_address(address)
         if not callable(handler):
@@ -168,7 +170,8 @@ class Server:
         self._idle_timeout = check_timeout("idle_timeout", idle_timeout)
         self._frame_timeout = check_timeout("frame_timeout", frame_timeout)
         limit = check_max_buffered_bytes(max_buffered_bytes)
-        self._budget = None if limit is None else MemoryBudget(limit)
+        self._budget = None if limit is None else MemoryBudget(limit, threads=True)
+        self._max_stream_size = check_max_stream_size(max_stream_size)
         self._ssl = tls_context(addr, ssl, server_side=True)
         self._scheme = addr.scheme
         self._handler = handler
@@ -413,6 +416,7 @@ class Server:
                 serializer=self._serializer,
                 idle_timeout=self._idle_timeout,
                 frame_timeout=self._frame_timeout,
+                max_stream_size=self._max_stream_size,
             )
             conn.core.set_budget(self._budget)
             run_stream_handler(self._handler, conn, client.peer, self)
@@ -577,6 +581,7 @@ def serve(
     idle_timeout: Optional[float] = None,
     frame_timeout: Optional[float] = FRAME_TIMEOUT,
     max_buffered_bytes: Optional[int] = DEFAULT_MAX_BUFFERED_BYTES,
+    max_stream_size: Optional[int] = None,
 ) -> Server:
     """Bind ``address`` now and return a :class:`Server` for ``handler``.
 
@@ -613,6 +618,11 @@ def serve(
             connection whose input would go above it is refused
             (``BudgetExceeded`` from its ``recv()``, after what it had
             received) and closed.  None: no bound.
+        max_stream_size: frames above the codec's ``max_frame_size`` and up
+            to this size (the codec's frame length, header included) can be
+            read with ``recv_stream()`` and sent with ``send_stream()``;
+            ``recv()`` refuses them with ``FrameTooLarge``.  None: streams
+            are bounded by ``max_frame_size`` too.
 
     Returns:
         The bound, not yet serving, :class:`Server`.
@@ -637,4 +647,5 @@ def serve(
         idle_timeout=idle_timeout,
         frame_timeout=frame_timeout,
         max_buffered_bytes=max_buffered_bytes,
+        max_stream_size=max_stream_size,
     )
