@@ -127,6 +127,7 @@ async def connect(
             idle_timeout=idle_timeout,
             frame_timeout=frame_timeout,
             max_stream_size=max_stream_size,
+            peer=addr.url(),
         )
 
     transport: Any

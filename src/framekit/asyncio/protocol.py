@@ -58,6 +58,7 @@ class FramedProtocol(asyncio.BufferedProtocol):
         idle_timeout: seconds without input before ``recv()`` times out.
         frame_timeout: seconds a begun frame may take to complete.
         max_stream_size: frames up to this size can be read as streams.
+        peer: who is at the other end (an address URL), for error messages.
 
     Attributes:
         core: the :class:`~framekit.core.StreamCore`.
@@ -82,6 +83,7 @@ class FramedProtocol(asyncio.BufferedProtocol):
         idle_timeout: Optional[float] = None,
         frame_timeout: Optional[float] = None,
         max_stream_size: Optional[int] = None,
+        peer: str = "",
     ) -> None:
         check_queue_bounds(max_queued_frames, max_queued_bytes)
         loop = asyncio.get_running_loop()
@@ -95,6 +97,7 @@ class FramedProtocol(asyncio.BufferedProtocol):
             clock=loop.time,
         )
         self.core.set_stream_limit(check_max_stream_size(max_stream_size))
+        self.core.peer = peer
         self.waiter = ReadWaiter()
         self.flow = WriteFlow()
         self.transport: Optional[asyncio.Transport] = None

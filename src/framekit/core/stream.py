@@ -152,6 +152,7 @@ class StreamCore:
         "frames_out",
         "messages",
         "outgoing",
+        "peer",
         "serializer",
     )
 
@@ -199,6 +200,8 @@ class StreamCore:
         self._frame_started: Optional[float] = None
         self.outgoing: List[Buffer] = []
         self.frames_in = self.bytes_in = self.frames_out = self.bytes_out = 0
+        #: Who is at the other end (an address URL), for error messages.
+        self.peer = ""
         self._budget: Optional[MemoryBudget] = None
         self._charged = 0  # bytes charged to the budget
         self._refused = False  # the budget refused this connection: input is dropped
@@ -349,7 +352,33 @@ class StreamCore:
         if exc is None:
             self._eof = True
         elif self._lost is None and self._end is None:
-            self._lost = exc.with_traceback(None)
+            self._lost = self.lost_error(exc)
+
+    def _closed_message(self) -> str:
+        if self.bytes_in or not self.frames_out:
+            return "the peer closed the connection"
+        peer = f" ({self.peer})" if self.peer else ""
+        return (
+            f"the peer{peer} closed the connection before it sent anything: a server that "
+            "expects TLS (use tls://), or one at its max_connections, does this"
+        )
+
+    def lost_error(self, exc: BaseException) -> BaseException:
+        """The error a lost connection is reported with: a reset names the peer,
+        and before anything was received, its likely cause."""
+        if not isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+            return exc.with_traceback(None)
+        what = "reset" if isinstance(exc, ConnectionResetError) else "closed (broken pipe)"
+        peer = f" to {self.peer}" if self.peer else ""
+        message = f"connection{peer} {what} by the peer"
+        if not self.bytes_in:
+            message += (
+                " before it sent anything: a server that expects TLS (use tls://), or one "
+                "at its max_connections, closes connections this way"
+            )
+        made = type(exc)(exc.errno, message)
+        made.__cause__ = exc.with_traceback(None)
+        return made
 
     def _decode(self, call: Callable[[Any], List[bytes]], arg: Any) -> bool:
         """Decode into a new batch and a queued error; return whether anything came out."""
@@ -446,7 +475,7 @@ class StreamCore:
                 finally:
                     del lost
             if self._eof:
-                self._end = (ConnectionClosed, "the peer closed the connection")
+                self._end = (ConnectionClosed, self._closed_message())
                 self._decoder.eof()  # IncompleteFrame (once) if a frame was cut off
                 continue
             if not hold and self._streamable and self._decoder.stream_held:  # type: ignore[attr-defined]

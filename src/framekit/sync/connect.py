@@ -129,7 +129,7 @@ def connect(
         except BaseException:
             sock.close()
             raise
-    return FramedSocket(
+    conn = FramedSocket(
         sock,
         codec,
         serializer=serializer,
@@ -137,3 +137,5 @@ def connect(
         frame_timeout=frame_timeout,
         max_stream_size=max_stream_size,
     )
+    conn.core.peer = addr.url()
+    return conn

@@ -240,7 +240,10 @@ class FramedSocket(Closing):
             if error is not None:
                 raise error
             return  # the deadline moved (input arrived meanwhile): wait again
-        n = sock.recv_into(core.get_buffer())
+        try:
+            n = sock.recv_into(core.get_buffer())
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise core.lost_error(exc) from None
         if n:
             core.buffer_updated(n)
         else:
