@@ -1,14 +1,16 @@
-"""Build the optional ``framekit._speedups`` Cython extension.
+"""Build the optional Cython extensions ``framekit._speedups`` and ``framekit._speedups_text``.
 
 Everything else about the package lives in ``pyproject.toml``.  This file only
-decides whether and how to compile the extension, controlled by the
-``FRAMEKIT_BUILD_EXTENSION`` environment variable:
+decides whether and how to compile the extensions (``_speedups``: the
+length-prefixed codec; ``_speedups_text``: lines, delimiters, netstrings and
+fixed-length frames), controlled by the ``FRAMEKIT_BUILD_EXTENSION`` environment
+variable:
 
-* ``auto`` (default): try to build; if compiling fails, install the pure-Python
-  package anyway and print a loud warning.
-* ``yes``: a failed build is an error (CI and release builds use this, so a
-  wheel can never silently lack the fast path).
-* ``no``: do not build the extension at all.
+* ``auto`` (default): try to build; if compiling one fails, install without it
+  (its codecs use their pure-Python twins) and print a loud warning.
+* ``yes``: a failed build of either extension is an error (CI and release
+  builds use this, so a wheel can never silently lack a fast path).
+* ``no``: do not build the extensions at all.
 """
 
 import os
@@ -35,15 +37,15 @@ class OptionalBuildExt(build_ext):
         try:
             super().build_extension(ext)
         except Exception as exc:  # noqa: BLE001
-            self._fail(exc)
+            self._fail(exc, ext.name)
 
-    def _fail(self, exc: BaseException) -> None:
+    def _fail(self, exc: BaseException, name: str = "framekit._speedups*") -> None:
         if MODE == "yes":
             raise exc
         banner = "*" * 75
         sys.stderr.write(
-            f"\n{banner}\nWARNING: the framekit._speedups extension could not be compiled "
-            f"({exc}).\nframekit will be installed with the pure-Python codec, which is "
+            f"\n{banner}\nWARNING: the {name} extension could not be compiled "
+            f"({exc}).\nframekit will be installed with pure-Python codecs, which are "
             f"much slower.\nSet FRAMEKIT_BUILD_EXTENSION=yes to make this an error.\n{banner}\n\n"
         )
 
@@ -58,22 +60,21 @@ def extensions() -> list:
             raise
         sys.stderr.write("WARNING: Cython is not available; building framekit without speedups.\n")
         return []
-    ext = Extension(
-        "framekit._speedups",
-        ["src/framekit/_speedups.pyx"],
-        extra_compile_args=["-O3"] if sys.platform != "win32" else [],
-    )
-    try:
-        return cythonize(
-            [ext],
-            compiler_directives={"language_level": "3", "embedsignature": True},
-            quiet=True,
-        )
-    except Exception as exc:  # noqa: BLE001 - a .pyx that does not translate
-        if MODE == "yes":
-            raise
-        sys.stderr.write(f"WARNING: cythonize failed ({exc}); building framekit without speedups.\n")
-        return []
+    args = ["-O3"] if sys.platform != "win32" else []
+    built = []
+    for name in ("framekit._speedups", "framekit._speedups_text"):
+        ext = Extension(name, [f"src/{name.replace('.', '/')}.pyx"], extra_compile_args=args)
+        try:
+            built += cythonize(
+                [ext],
+                compiler_directives={"language_level": "3", "embedsignature": True},
+                quiet=True,
+            )
+        except Exception as exc:  # noqa: BLE001 - a .pyx that does not translate
+            if MODE == "yes":
+                raise
+            sys.stderr.write(f"WARNING: cythonize failed ({exc}); building {name} without speedups.\n")
+    return built
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -160,11 +160,11 @@ class Splitter:
         self._src_end = end
         self._more = more
 
-    def _run_held(self, frames: List[bytes], limit: int) -> Optional[FramingError]:
-        """Decode the held bytes into ``frames``; keep what is left of them."""
+    def _run_held(self, frames: List[bytes], limit: int, end: int) -> Optional[FramingError]:
+        """Decode the held bytes up to ``end`` into ``frames``; keep what is left of them."""
         err = None
         if limit:
-            self._start, err = self._decode(self._buf, self._start, self._end, frames, limit)
+            self._start, err = self._decode(self._buf, self._start, end, frames, limit)
         return err
 
     def _run_bytes(self, data: bytes, frames: List[bytes], limit: int) -> Optional[FramingError]:
@@ -217,7 +217,7 @@ class Splitter:
         if type(data) is not bytes or not limit:
             self._append(data if type(data) is bytes else memoryview(data).cast("B"))
             self._retain(self._buf, self._start, self._end, b"")
-            return self._finish(frames, self._run_held(frames, limit), limit)
+            return self._finish(frames, self._run_held(frames, limit, self._end), limit)
         if self._end == self._start:
             self._retain(data, 0, len(data), b"")
             return self._finish(frames, self._run_bytes(data, frames, limit), limit)
@@ -225,7 +225,7 @@ class Splitter:
         if self._backlog:
             # What an error or max_frames left is decoded apart, so that `data`
             # is copied only if a frame runs on into it.
-            err = self._run_held(frames, limit)
+            err = self._run_held(frames, limit, self._end)
             if err is None and self._start == self._end and len(frames) != limit:
                 self._base = self._src_base - self._src_end  # `data` follows them
                 return self._finish(frames, self._run_bytes(data, frames, limit), limit)
@@ -233,7 +233,7 @@ class Splitter:
                 self._append(data)
                 return self._finish(frames, err, limit)
         self._append_held(data)
-        return self._finish(frames, self._run_held(frames, limit), limit)
+        return self._finish(frames, self._run_held(frames, limit, self._end), limit)
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """Return writable space to receive into (``recv_into``, ``BufferedProtocol``).
@@ -270,14 +270,14 @@ class Splitter:
         if self._backlog and limit:
             # As in feed(): what an error or max_frames left is decoded apart first.
             self._retain(self._buf, self._start, self._end + nbytes, b"")
-            err = self._run_held(frames, limit)
+            err = self._run_held(frames, limit, self._end)
             self._end += nbytes
             if err is not None or len(frames) == limit:
                 return self._finish(frames, err, limit)
         else:
             self._end += nbytes
             self._retain(self._buf, self._start, self._end, b"")
-        return self._finish(frames, self._run_held(frames, limit), limit)
+        return self._finish(frames, self._run_held(frames, limit, self._end), limit)
 
     def detach(self, unused: int = 0) -> bytes:
         """Stop for good; return the rest of the stream, as it was received.

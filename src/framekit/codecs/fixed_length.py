@@ -137,7 +137,7 @@ class FixedLengthDecoder(Splitter):
         size = self._size
         base = self._base
         ends = self._ends
-        if end - pos >= size and limit:
+        if not frames and end - pos >= size:
             self._first = pos - base
         while end - pos >= size and len(frames) != limit:
             frames.append(bytes(src[pos : pos + size]))
