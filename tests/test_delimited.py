@@ -339,3 +339,192 @@ def test_exported(text: Any) -> None:
     assert framekit.Delimited in (getattr(b.values[0], "Delimited", None) for b in TEXT_BACKENDS)
     assert isinstance(text.Delimited(), framekit.Codec)
     assert isinstance(text.Delimited().decoder(), framekit.Decoder)
+
+
+# -- several delimiters -------------------------------------------------------------
+
+
+def test_several_delimiters_netty_javadoc(text: Any) -> None:
+    """DelimiterBasedFrameDecoder's Javadoc: ABC\\nDEF\\r\\n gives ABC | DEF."""
+    codec = text.Delimited(b"\r\n", b"\n")
+    assert codec.delimiters == (b"\r\n", b"\n") and codec.delimiter == b"\r\n"
+    assert repr(codec) == (
+        "Delimited(b'\\r\\n', b'\\n', max_frame_size=16777216, keep_delimiter=False)"
+    )
+    assert codec.decoder().feed(b"ABC\nDEF\r\n") == [b"ABC", b"DEF"]
+    keep = text.Delimited(b"\r\n", b"\n", keep_delimiter=True).decoder()
+    assert keep.feed(b"ABC\nDEF\r\n") == [b"ABC\n", b"DEF\r\n"]
+    assert codec.encode(b"x") == b"x\r\n"
+
+
+def test_the_shortest_frame_wins_and_the_first_listed_at_a_tie(text: Any) -> None:
+    assert text.Delimited(b"\n", b"\x00").decoder().feed(b"a\x00b\nc\n") == [b"a", b"b", b"c"]
+    # Both start at the same byte: the one listed first wins.
+    long_first = text.Delimited(b"\r\n\r\n", b"\r\n").decoder()
+    assert long_first.feed(b"head\r\n\r\nbody\r\n") == [b"head"]  # \r\n, or \r\n\r\n?
+    assert long_first.feed(b"x") == [b"body"]
+    short_first = text.Delimited(b"\r\n", b"\r\n\r\n").decoder()
+    assert short_first.feed(b"head\r\n\r\nbody\r\n") == [b"head", b"", b"body"]
+
+
+def test_a_frame_whose_end_is_not_settled_waits(text: Any) -> None:
+    decoder = text.Delimited(b"\r\n", b"\n", b"\r").decoder()
+    assert decoder.feed(b"a\r") == []  # \r, or the start of \r\n?
+    assert decoder.pending == 2
+    assert decoder.feed(b"\nb\r") == [b"a"]
+    assert decoder.feed(b"c") == [b"b"]
+    assert decoder.feed(b"\r") == []
+    with pytest.raises(IncompleteFrame, match="waits for the bytes after it"):
+        decoder.eof()
+    # Netty, deciding on what it holds, would make b"a" and b"" of a\r + \n.
+    inner = text.Delimited(b"abcd", b"bc").decoder()
+    assert inner.feed(b"xabc") == []
+    assert inner.feed(b"d") == [b"x"]
+
+
+def test_several_delimiters_when_a_frame_is_too_long(text: Any) -> None:
+    decoder = text.Delimited(b"\r\n", b"\r", max_frame_size=3).decoder()
+    assert decoder.feed(b"abc\r") == []  # 3 bytes, then the delimiter's start
+    assert decoder.feed(b"\n") == [b"abc"]
+    with pytest.raises(FrameTooLarge) as info:
+        decoder.feed(b"abcd")
+    assert info.value.frame_length == 4
+    assert decoder.feed(b"efg\r") == []
+    assert decoder.pending == 0  # the \r is held, but belongs to no frame
+    assert decoder.feed(b"\nok\r\r\n") == [b"ok", b""]
+
+
+@pytest.mark.parametrize(
+    ("delimiters", "payload"),
+    [
+        ((b"\n", b"\x00"), b"a\x00b"),
+        ((b"\r\n", b"\r"), b"a\rb"),
+        ((b"\n", b"a\nb"), b"xa"),  # a\nb would start in the payload and run on
+        ((b"--", b"-x"), b"a-"),
+    ],
+)
+def test_encode_refuses_any_of_the_delimiters(
+    text: Any, delimiters: Tuple[bytes, ...], payload: bytes
+) -> None:
+    codec = text.Delimited(*delimiters)
+    with pytest.raises(ValueError, match="contains the delimiter"):
+        codec.encode(payload)
+
+
+def test_encode_refuses_a_frame_above_the_maximum(text: Any) -> None:
+    codec = text.Delimited(max_frame_size=4)
+    for encode in (codec.encode, codec.encode_parts, lambda p: codec.encode_many([b"ok", p])):
+        with pytest.raises(FrameTooLarge, match="exceeds max_frame_size 4"):
+            encode(b"12345")
+
+
+def test_bad_delimiters(text: Any) -> None:
+    with pytest.raises(ValueError):
+        text.Delimited(b"\n", b"")
+    with pytest.raises(TypeError):
+        text.Delimited(b"\n", "\r")
+
+
+MULTI = [b"\n", b"\r\n", b"\r", b"\x00", b"aa", b"ab", b"b", b"abcd", b"bc", b"\r\n\r\n"]
+
+
+def _earliest(stream: bytes, pos: int, delims: Tuple[bytes, ...]) -> Tuple[int, int]:
+    found = [(stream.find(d, pos), k) for k, d in enumerate(delims)]
+    return min(((at, k) for at, k in found if at >= 0), default=(-1, -1))
+
+
+def _could_still_win(stream: bytes, pos: int, best: int, which: int, delims: Any) -> bool:
+    """A delimiter that would beat the one at ``best`` may begin in the last bytes."""
+    end = len(stream)
+    for k, d in enumerate(delims):
+        last = best if k < which else best - 1
+        for at in range(max(pos, end - len(d) + 1), last + 1):
+            if k != which and d.startswith(stream[at:]):
+                return True
+    return False
+
+
+def multi_model(
+    stream: bytes, delims: Tuple[bytes, ...], maximum: int, keep: bool
+) -> List[Tuple[Any, ...]]:
+    """Netty's decoder with the whole stream in its buffer; the rest, an error."""
+    events: List[Tuple[Any, ...]] = []
+    pos = 0
+    while True:
+        best, which = _earliest(stream, pos, delims)
+        if best < 0 or _could_still_win(stream, pos, best, which, delims):
+            break
+        stop = best + len(delims[which])
+        if best - pos > maximum:
+            events.append(("error", "FrameTooLarge"))
+        else:
+            events.append(("frame", stream[pos : stop if keep else best]))
+        pos = stop
+    rest = stream[pos:]
+    if rest:
+        tail = max(
+            (
+                n
+                for n in range(len(rest) + 1)
+                if any(len(d) > n and d.startswith(rest[len(rest) - n :]) for d in delims)
+            ),
+            default=0,
+        )
+        events.append(
+            ("error", "FrameTooLarge" if len(rest) - tail > maximum else "IncompleteFrame")
+        )
+    return events
+
+
+@SETTINGS
+@given(
+    delims=st.lists(st.sampled_from(MULTI), min_size=1, max_size=3),
+    data=st.data(),
+    maximum=st.integers(1, 10),
+    keep=st.booleans(),
+    cuts=st.lists(st.integers(0, 300), max_size=12),
+)
+def test_several_delimiters_any_split_matches_the_model(
+    text: Any, delims: List[bytes], data: Any, maximum: int, keep: bool, cuts: List[int]
+) -> None:
+    alphabet = sorted(set(b"".join(delims)) | {ord("x")})
+    pieces = data.draw(
+        st.lists(
+            st.one_of(
+                st.sampled_from(delims), st.lists(st.sampled_from(alphabet), max_size=10).map(bytes)
+            ),
+            max_size=25,
+        )
+    )
+    stream = b"".join(pieces)
+    codec = text.Delimited(*delims, max_frame_size=maximum, keep_delimiter=keep)
+    expected = multi_model(stream, tuple(delims), maximum, keep)
+    chunks = split(stream, cuts)
+    assert kinds(feed_events(codec.decoder(), chunks)) == expected
+    assert kinds(buffer_events(codec.decoder(), chunks)) == expected
+
+
+@SETTINGS
+@given(
+    delims=st.lists(st.sampled_from(MULTI), min_size=1, max_size=3),
+    data=st.data(),
+    keep=st.booleans(),
+    cuts=st.lists(st.integers(0, 300), max_size=12),
+)
+def test_several_delimiters_round_trip(
+    text: Any, delims: List[bytes], data: Any, keep: bool, cuts: List[int]
+) -> None:
+    alphabet = sorted(set(b"".join(delims)) | {ord("x")})
+    codec = text.Delimited(*delims, max_frame_size=30, keep_delimiter=keep)
+    payloads = [
+        p
+        for p in data.draw(
+            st.lists(st.lists(st.sampled_from(alphabet), max_size=12).map(bytes), max_size=8)
+        )
+        if _ok(codec, p)
+    ]
+    wire = codec.encode_many(payloads)
+    want = [p + delims[0] if keep else p for p in payloads]
+    chunks = split(wire, cuts)
+    assert frames_of(feed_events(codec.decoder(), chunks)) == want
+    assert frames_of(buffer_events(codec.decoder(), chunks)) == want
