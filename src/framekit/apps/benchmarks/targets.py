@@ -76,6 +76,12 @@ TARGETS: Tuple[Target, ...] = (
     Target("e2e-tcp/65536", "asyncio", "raw-recv-into", 0.9),
     Target("e2e-tcp/65536", "asyncio-uvloop", "raw-recv-into", 0.9),
     Target("e2e-unix/65536", "blocking", "raw-recv-into", 0.9),
+    # The text codecs, on their own wire formats.
+    Target("lines-64k-stream/16", "cython", "python", 10.0),
+    Target("lines-64k-stream/16", "cython", "floor-split", 0.6),
+    Target("lines-64k-stream/16", "cython", "twisted", 20.0),
+    Target("netstring-64k-stream/16", "cython", "python", 10.0),
+    Target("delimited-64k-stream/16", "cython", "python", 10.0),
 )
 
 

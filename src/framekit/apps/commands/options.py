@@ -175,7 +175,9 @@ def codec_from_args(args: argparse.Namespace) -> Codec:
         if length_given:
             raise ValueError(f"{', '.join(length_given)} only apply to --codec length")
         if kind == "lines":
-            return framekit.Lines(max_line_length=max_size) if sized else framekit.Lines()
+            return (
+                framekit.Lines() if max_size is None else framekit.Lines(max_line_length=max_size)
+            )
         return framekit.Netstring(**sized)
     kwargs: dict[str, Any] = dict(sized)
     for dest, _flag in _LENGTH_OPTIONS[1:]:
