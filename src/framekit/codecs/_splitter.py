@@ -13,17 +13,21 @@ is its Cython twin, name for name.
 
 The held bytes.  Bytes received and not yet consumed (the start of an
 unfinished frame, or the rest of a read after an error or after ``max_frames``
-frames) live in one ``bytearray``, ``_buf[_start:_end]``.  When nothing is held
-and ``feed`` gets ``bytes``, frames are cut straight out of them and only their
-unconsumed tail is copied in; otherwise the input is appended and the held
-bytes are decoded.
+frames: the *backlog*) live in one ``bytearray``, ``_buf[_start:_end]``.  When
+nothing is held and ``feed`` gets ``bytes``, frames are cut straight out of
+them and only their unconsumed tail is copied in.  A backlog is decoded apart
+first, so that the new bytes are copied only if a frame runs on into them.
+Otherwise the input is appended to the held bytes (``get_buffer`` puts it
+there already) and they are decoded together: one copy per byte, as
+``(carry + chunk).split()`` makes.
 
 Switching (``max_frames``, ``detach``).  A decode call records where each of
 its frames ends in the stream it decoded (``_ends``, offsets from where the
 call began), and the bytes of that stream are kept until the next decode call:
 the caller's ``bytes`` object by reference, or the region of ``_buf`` the call
-decoded, which is never overwritten before the next call (``_reserve`` moves
-the held bytes to the spare buffer instead).  So ``detach(unused)`` can hand
+decoded, which is never overwritten before the next call (``_reserve`` copies
+the held bytes to the spare buffer instead): ``_src[_src_base:_src_end]``,
+then ``_more`` (a ``feed``'s bytes, when a backlog was decoded before them).  So ``detach(unused)`` can hand
 back, exactly as received, everything after the frame the caller stopped at,
 even bytes the call skipped or rejected.  Bytes dropped by an *earlier* call
 (the skipped part of an oversized frame) are gone: ``_lost`` says so, and
