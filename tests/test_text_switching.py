@@ -128,3 +128,23 @@ def test_frames_after_a_backlog_and_detach(text: Any) -> None:
         decoder.feed(b"1:a,4:abcd,1:b,")
     assert decoder.feed(b"1:c,1:d,") == [b"b", b"c", b"d"]
     assert decoder.detach(3) == b"1:b,1:c,1:d,"
+
+
+def test_a_refused_call_changes_nothing(text: Any) -> None:
+    decoder = text.Lines().decoder()
+    assert decoder.feed(b"a\nb") == [b"a"]
+    with pytest.raises(TypeError):
+        decoder.feed("not bytes")
+    with pytest.raises(ValueError):
+        decoder.feed(b"x", max_frames=-2)
+    with pytest.raises(ValueError, match="offered"):
+        decoder.buffer_updated(1)  # nothing was offered
+    assert decoder.pending == 1
+    assert decoder.detach(1) == b"a\nb"
+
+
+def test_many_frames_in_one_call(text: Any) -> None:
+    decoder = text.FixedLength(1).decoder()
+    assert len(decoder.feed(bytes(100_000))) == 100_000
+    assert decoder.feed(b"xy", max_frames=1) == [b"x"]
+    assert decoder.detach(1) == b"xy"

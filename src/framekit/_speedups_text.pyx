@@ -19,7 +19,9 @@ it is made fast.
   19 digits there, fewer than ``max_frame_size``'s plus one).
 * Each frame is made with one ``PyBytes_FromStringAndSize`` (one copy) and
   appended to the result list; where it ends goes to a C array (``_ends``),
-  grown by doubling, for ``detach``.
+  grown by doubling, for ``detach``: 8 bytes per frame of the most recent call
+  (a fraction of what the frames themselves cost the caller), and an array
+  grown past 8192 entries is freed when the next call begins.
 * ``_decode`` hands a framing error back in ``_err`` rather than raising it,
   so that the caller can first record where decoding stopped.  Errors are
   built by the shared factories in :mod:`framekit.codecs._limits`, on the
@@ -58,6 +60,8 @@ __all__ = [
 cdef Py_ssize_t _READ_SIZE = _limits.DEFAULT_READ_SIZE
 cdef Py_ssize_t _SPARE_MAX = 4 * _limits.DEFAULT_READ_SIZE
 cdef Py_ssize_t _MAX_DIGITS = 20
+# Frame ends recorded for detach(): an array larger than this is freed at the next call.
+cdef Py_ssize_t _ENDS_KEPT = 8192
 cdef unsigned char _LF = 10
 cdef unsigned char _CR = 13
 cdef unsigned char _COLON = 58
@@ -192,6 +196,10 @@ cdef class Splitter:
         self._nframes = 0
         self._first = 0
         self._last_drop = -1
+        if self._ends_cap > _ENDS_KEPT:  # a huge call's records are not kept for the next
+            PyMem_Free(self._ends)
+            self._ends = NULL
+            self._ends_cap = 0
         if self._broken is not None:
             self._retain(b"", 0, 0, b"")
             raise _limits.broken_error(self._broken)
@@ -240,23 +248,25 @@ cdef class Splitter:
         return frames
 
     cdef list _feed(self, object data, Py_ssize_t max_frames):
-        cdef Py_ssize_t limit = self._begin(max_frames)
+        cdef Py_ssize_t limit
         cdef list frames = []
         cdef Py_buffer view
         cdef object err
         cdef bytes chunk
-        if type(data) is not bytes or limit == 0:
-            if type(data) is bytes:
-                self._append(<const unsigned char*>PyBytes_AS_STRING(data),
-                             PyBytes_GET_SIZE(data))
-            else:
-                PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-                try:
-                    self._append(<const unsigned char*>view.buf, view.len)
-                finally:
-                    PyBuffer_Release(&view)
+        if type(data) is not bytes:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)  # a bad argument fails first
+            try:
+                limit = self._begin(max_frames)
+                self._append(<const unsigned char*>view.buf, view.len)
+            finally:
+                PyBuffer_Release(&view)
             self._retain(self._buf, self._start, self._end, b"")
             return self._finish(frames, self._run_held(frames, limit, self._end), limit)
+        limit = self._begin(max_frames)
+        if limit == 0:
+            self._append(<const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+            self._retain(self._buf, self._start, self._end, b"")
+            return self._finish(frames, None, limit)
         chunk = <bytes>data
         if self._end == self._start:
             self._retain(chunk, 0, PyBytes_GET_SIZE(chunk), b"")

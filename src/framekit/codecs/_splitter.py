@@ -216,10 +216,12 @@ class Splitter:
                 before the bad bytes (see the decoder's own ``feed``).
             ValueError: ``max_frames`` is below -1, or the decoder was detached.
         """
+        if type(data) is not bytes:
+            data = memoryview(data).cast("B")  # a bad argument fails before the call begins
         limit = self._begin(max_frames)
         frames: List[bytes] = []
         if type(data) is not bytes or not limit:
-            self._append(data if type(data) is bytes else memoryview(data).cast("B"))
+            self._append(data)
             self._retain(self._buf, self._start, self._end, b"")
             return self._finish(frames, self._run_held(frames, limit, self._end), limit)
         if self._end == self._start:
