@@ -27,11 +27,11 @@ call began), and the bytes of that stream are kept until the next decode call:
 the caller's ``bytes`` object by reference, or the region of ``_buf`` the call
 decoded, which is never overwritten before the next call (``_reserve`` copies
 the held bytes to the spare buffer instead): ``_src[_src_base:_src_end]``,
-then ``_more`` (a ``feed``'s bytes, when a backlog was decoded before them).  So ``detach(unused)`` can hand
-back, exactly as received, everything after the frame the caller stopped at,
-even bytes the call skipped or rejected.  Bytes dropped by an *earlier* call
-(the skipped part of an oversized frame) are gone: ``_lost`` says so, and
-``detach`` refuses to go back past them.
+then ``_more`` (a ``feed``'s bytes, when a backlog was decoded before them).
+So ``detach(unused)`` can hand back, exactly as received, everything after the
+frame the caller stopped at, even bytes the call skipped or rejected.  Bytes
+dropped by an *earlier* call (the skipped part of an oversized frame) are gone:
+``_lost`` says so, and ``detach`` refuses to go back past them.
 
 Memory.  ``_reserve`` moves the held bytes to the front, or to the spare
 buffer, only when the move costs no more than the bytes that were consumed
