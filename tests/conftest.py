@@ -40,6 +40,41 @@ def LP(backend: ModuleType) -> Callable[..., Any]:
     return backend.LengthPrefixed  # type: ignore[no-any-return]
 
 
+#: The pure-Python line, delimiter, netstring and fixed-length codecs, gathered
+#: in one namespace that has the same names as ``framekit._speedups_text``.
+from types import SimpleNamespace  # noqa: E402
+
+from framekit.codecs import delimited as _delimited_py  # noqa: E402
+from framekit.codecs import fixed_length as _fixed_length_py  # noqa: E402
+from framekit.codecs import lines as _lines_py  # noqa: E402
+from framekit.codecs import netstring as _netstring_py  # noqa: E402
+
+TEXT_PY = SimpleNamespace(
+    **{
+        name: getattr(module, name)
+        for module in (_lines_py, _delimited_py, _netstring_py, _fixed_length_py)
+        for name in module.__all__
+    }
+)
+try:
+    from framekit import _speedups_text
+except ImportError:  # pragma: no cover - exercised when the build was skipped
+    _speedups_text = None  # type: ignore[assignment]
+
+#: Both backends of the text codecs, for ``@pytest.mark.parametrize("text", TEXT_BACKENDS)``
+#: (a parameter, not a fixture, so that hypothesis tests can take it too).
+TEXT_BACKENDS = [
+    pytest.param(TEXT_PY, id="python"),
+    pytest.param(
+        _speedups_text,
+        id="cython",
+        marks=pytest.mark.skipif(
+            _speedups_text is None, reason="framekit._speedups_text was not built"
+        ),
+    ),
+]
+
+
 def reload_codec_selector() -> ModuleType:
     import framekit.codecs.backend
 

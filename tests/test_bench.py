@@ -266,6 +266,30 @@ def test_every_catalogued_codec_contestant_passes_its_check(session: Session) ->
                 assert harness.check(contestant, workload) is None, (comparison.id, contestant)
 
 
+def test_every_target_names_rows_that_are_catalogued() -> None:
+    rows = {(c.id, x.name) for c in catalogue.comparisons("default") for x in c.contestants}
+    quick = {(c.id, x.name) for c in catalogue.comparisons("quick") for x in c.contestants}
+    for t in targets.TARGETS:
+        assert {(t.comparison, t.subject), (t.comparison, t.reference)} <= rows, t
+        if t.comparison.startswith(("lines-", "delimited-", "netstring-")):
+            assert {(t.comparison, t.subject), (t.comparison, t.reference)} <= quick, t
+
+
+def test_text_scenarios_decode_their_own_wire_format() -> None:
+    small = Session(0.002)
+    lines = next(c for c in catalogue.comparisons("quick") if c.id == "lines-64k-stream/16")
+    workload = lines.build(small)
+    assert workload.wire == b"".join(p + b"\n" for p in workload.payloads)
+    names = {c.name for c in lines.contestants}
+    assert {"cython", "python", "floor-split", "twisted"} <= names
+    for comparison in catalogue.comparisons("default"):
+        if comparison.id.startswith(("lines-", "delimited-", "netstring-")):
+            workload = comparison.build(small)
+            for contestant in comparison.contestants:
+                if harness.unavailable(contestant) is None:
+                    assert harness.check(contestant, workload) is None, contestant.name
+
+
 def test_stream_runners_return_a_frame_count_that_is_verified(session: Session) -> None:
     """In "stream" mode every contestant's timed runner returns its frame count."""
     small = Session(0.002)

@@ -11,9 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import framekit
-from framekit import CorruptedFrame, FrameTooLarge, IncompleteFrame, Netstring
+from framekit import CorruptedFrame, FrameTooLarge, IncompleteFrame
 
 from .codec_helpers import buffer_events, feed_events, frames_of, split
+from .conftest import TEXT_BACKENDS, TEXT_PY
+
+pytestmark = pytest.mark.parametrize("text", TEXT_BACKENDS)
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("FRAMEKIT_HYPOTHESIS_EXAMPLES", "300")),
@@ -34,8 +37,8 @@ def kinds(events: List[Tuple[Any, ...]]) -> List[Tuple[Any, ...]]:
 # -- the codec ------------------------------------------------------------------
 
 
-def test_encode() -> None:
-    codec = Netstring()
+def test_encode(text: Any) -> None:
+    codec = text.Netstring()
     assert codec.encode(b"hello world!") == b"12:hello world!,"
     assert codec.encode(b"") == b"0:,"
     assert codec.encode(memoryview(b"abc")) == b"3:abc,"
@@ -44,22 +47,22 @@ def test_encode() -> None:
     prefix, body, comma = codec.encode_parts(payload)
     assert (prefix, comma) == (b"9:", b",") and body is payload
     assert codec.header(1234) == b"1234:"
-    assert repr(Netstring(max_frame_size=99)) == "Netstring(max_frame_size=99)"
+    assert repr(text.Netstring(max_frame_size=99)) == "Netstring(max_frame_size=99)"
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1 << 63])
-def test_bad_max_frame_size(bad: int) -> None:
+def test_bad_max_frame_size(text: Any, bad: int) -> None:
     with pytest.raises(ValueError):
-        Netstring(max_frame_size=bad)
+        text.Netstring(max_frame_size=bad)
     with pytest.raises(TypeError):
-        Netstring(max_frame_size="10")  # type: ignore[arg-type]
+        text.Netstring(max_frame_size="10")  # type: ignore[arg-type]
 
 
 # -- decoding -----------------------------------------------------------------
 
 
-def test_decode() -> None:
-    decoder = Netstring().decoder()
+def test_decode(text: Any) -> None:
+    decoder = text.Netstring().decoder()
     assert decoder.feed(b"5:hello,0:,3:a") == [b"hello", b""]
     assert decoder.pending == 3
     assert decoder.feed(b"bc,1") == [b"abc"]
@@ -68,8 +71,8 @@ def test_decode() -> None:
     decoder.eof()
 
 
-def test_every_split_point() -> None:
-    codec = Netstring(max_frame_size=12)
+def test_every_split_point(text: Any) -> None:
+    codec = text.Netstring(max_frame_size=12)
     payloads = [b"a", b"", b"x:y,z" * 2, b"123456789012"]
     wire = codec.encode_many(payloads)
     for i in range(len(wire) + 1):
@@ -82,8 +85,8 @@ def test_every_split_point() -> None:
     ("wire", "pending", "expected"),
     [(b"12", 2, None), (b"12:", 3, 16), (b"12:hello", 8, 16), (b"3:abc", 5, 6)],
 )
-def test_eof_inside_a_netstring(wire: bytes, pending: int, expected: Any) -> None:
-    decoder = Netstring().decoder()
+def test_eof_inside_a_netstring(text: Any, wire: bytes, pending: int, expected: Any) -> None:
+    decoder = text.Netstring().decoder()
     decoder.feed(wire)
     with pytest.raises(IncompleteFrame) as info:
         decoder.eof()
@@ -109,8 +112,8 @@ def test_eof_inside_a_netstring(wire: bytes, pending: int, expected: Any) -> Non
         (b"0:;", "not followed by ','"),
     ],
 )
-def test_malformed_netstrings_break_the_decoder(wire: bytes, reason: str) -> None:
-    decoder = Netstring().decoder()
+def test_malformed_netstrings_break_the_decoder(text: Any, wire: bytes, reason: str) -> None:
+    decoder = text.Netstring().decoder()
     with pytest.raises(CorruptedFrame, match=reason) as info:
         decoder.feed(b"2:ok," + wire)
     assert info.value.frames == [b"ok"]
@@ -121,8 +124,8 @@ def test_malformed_netstrings_break_the_decoder(wire: bytes, reason: str) -> Non
         decoder.buffer_updated(0)
 
 
-def test_malformed_prefix_rejected_at_its_first_bad_byte() -> None:
-    decoder = Netstring().decoder()
+def test_malformed_prefix_rejected_at_its_first_bad_byte(text: Any) -> None:
+    decoder = text.Netstring().decoder()
     assert decoder.feed(b"1") == []
     with pytest.raises(CorruptedFrame):
         decoder.feed(b"2x" + b"9" * 100_000)
@@ -132,8 +135,8 @@ def test_malformed_prefix_rejected_at_its_first_bad_byte() -> None:
 # -- oversized netstrings --------------------------------------------------------
 
 
-def test_too_large_is_skipped_and_decoding_resumes() -> None:
-    decoder = Netstring(max_frame_size=10).decoder()
+def test_too_large_is_skipped_and_decoding_resumes(text: Any) -> None:
+    decoder = text.Netstring(max_frame_size=10).decoder()
     with pytest.raises(FrameTooLarge) as info:
         decoder.feed(b"2:ok,11:" + b"x" * 11 + b",1:a,2:bc,")
     assert info.value.frames == [b"ok"]
@@ -142,9 +145,9 @@ def test_too_large_is_skipped_and_decoding_resumes() -> None:
     assert decoder.feed(b"") == [b"a", b"bc"]
 
 
-def test_two_oversized_frames_in_one_chunk_lose_nothing_after_them() -> None:
-    decoder = Netstring(max_frame_size=10).decoder()
-    big = Netstring().encode(b"x" * 11)
+def test_two_oversized_frames_in_one_chunk_lose_nothing_after_them(text: Any) -> None:
+    decoder = text.Netstring(max_frame_size=10).decoder()
+    big = text.Netstring().encode(b"x" * 11)
     with pytest.raises(FrameTooLarge) as info:
         decoder.feed(b"1:a," + big + big + b"1:b,")
     assert info.value.frames == [b"a"]
@@ -156,8 +159,8 @@ def test_two_oversized_frames_in_one_chunk_lose_nothing_after_them() -> None:
     assert decoder.feed(b"") == [b"b", b"c"]
 
 
-def test_skipped_frame_must_still_end_with_a_comma() -> None:
-    decoder = Netstring(max_frame_size=10).decoder()
+def test_skipped_frame_must_still_end_with_a_comma(text: Any) -> None:
+    decoder = text.Netstring(max_frame_size=10).decoder()
     with pytest.raises(FrameTooLarge):
         decoder.feed(b"11:" + b"x" * 5)
     assert decoder.feed(b"x" * 6) == []
@@ -165,9 +168,9 @@ def test_skipped_frame_must_still_end_with_a_comma() -> None:
         decoder.feed(b";")
 
 
-def test_too_many_digits_rejected_before_reading_further() -> None:
+def test_too_many_digits_rejected_before_reading_further(text: Any) -> None:
     # max 100 has 3 digits: a 4th digit makes the length at least 1000.
-    decoder = Netstring(max_frame_size=100).decoder()
+    decoder = text.Netstring(max_frame_size=100).decoder()
     assert decoder.feed(b"2:ok,999") == [b"ok"]
     with pytest.raises(FrameTooLarge) as info:
         decoder.feed(b"9")
@@ -179,16 +182,16 @@ def test_too_many_digits_rejected_before_reading_further() -> None:
     assert decoder.feed(b",2:ok,") == [b"ok"]
 
 
-def test_length_of_more_than_20_digits_is_corrupt() -> None:
-    decoder = Netstring(max_frame_size=100).decoder()
+def test_length_of_more_than_20_digits_is_corrupt(text: Any) -> None:
+    decoder = text.Netstring(max_frame_size=100).decoder()
     with pytest.raises(FrameTooLarge):
         decoder.feed(b"1" * 4)
     with pytest.raises(CorruptedFrame, match="more than 20 digits"):
         decoder.feed(b"1" * 17)
 
 
-def test_oversized_netstring_is_never_buffered() -> None:
-    decoder = Netstring(max_frame_size=1024).decoder()
+def test_oversized_netstring_is_never_buffered(text: Any) -> None:
+    decoder = text.Netstring(max_frame_size=1024).decoder()
     chunk = b"y" * 65536
     with pytest.raises(FrameTooLarge):
         decoder.feed(b"%d:" % (64 * len(chunk)))
@@ -204,10 +207,10 @@ def test_oversized_netstring_is_never_buffered() -> None:
     assert decoder.feed(b",4:next,") == [b"next"]
 
 
-def test_buffering_is_bounded_by_max_frame_size() -> None:
+def test_buffering_is_bounded_by_max_frame_size(text: Any) -> None:
     maximum = 50
-    decoder = Netstring(max_frame_size=maximum).decoder()
-    stream = Netstring().encode_many([b"p" * n for n in (0, 1, 49, 50, 51, 10)])
+    decoder = text.Netstring(max_frame_size=maximum).decoder()
+    stream = text.Netstring().encode_many([b"p" * n for n in (0, 1, 49, 50, 51, 10)])
     errors = 0
     for byte in stream:
         try:
@@ -226,8 +229,8 @@ def test_buffering_is_bounded_by_max_frame_size() -> None:
     payloads=st.lists(st.binary(max_size=40), max_size=10),
     cuts=st.lists(st.integers(0, 600), max_size=12),
 )
-def test_round_trip(payloads: List[bytes], cuts: List[int]) -> None:
-    codec = Netstring(max_frame_size=40)
+def test_round_trip(text: Any, payloads: List[bytes], cuts: List[int]) -> None:
+    codec = text.Netstring(max_frame_size=40)
     wire = codec.encode_many(payloads)
     assert wire == b"".join(codec.encode(p) for p in payloads)
     assert wire == b"".join(b"".join(codec.encode_parts(p)) for p in payloads)
@@ -240,7 +243,7 @@ def test_round_trip(payloads: List[bytes], cuts: List[int]) -> None:
 def damaged_streams(draw: st.DrawFn) -> bytes:
     """Netstrings, some oversized, with a few bytes changed, dropped or inserted."""
     payloads = draw(st.lists(st.binary(max_size=30), max_size=8))
-    wire = bytearray(Netstring().encode_many(payloads))
+    wire = bytearray(TEXT_PY.Netstring().encode_many(payloads))
     for _ in range(draw(st.integers(0, 2))):
         if not wire:
             break
@@ -258,8 +261,8 @@ def damaged_streams(draw: st.DrawFn) -> bytes:
 
 @SETTINGS
 @given(stream=damaged_streams(), cuts=st.lists(st.integers(0, 400), max_size=12))
-def test_any_split_decodes_like_one_chunk(stream: bytes, cuts: List[int]) -> None:
-    codec = Netstring(max_frame_size=20)
+def test_any_split_decodes_like_one_chunk(text: Any, stream: bytes, cuts: List[int]) -> None:
+    codec = text.Netstring(max_frame_size=20)
     whole = kinds(feed_events(codec.decoder(), [stream]))
     chunks = split(stream, cuts)
     assert kinds(feed_events(codec.decoder(), chunks)) == whole
@@ -270,7 +273,7 @@ def test_any_split_decodes_like_one_chunk(stream: bytes, cuts: List[int]) -> Non
         assert b"%d:%b," % (len(frame), frame) in stream
 
 
-def test_exported() -> None:
-    assert framekit.Netstring is Netstring
-    assert isinstance(Netstring(), framekit.Codec)
-    assert isinstance(Netstring().decoder(), framekit.Decoder)
+def test_exported(text: Any) -> None:
+    assert framekit.Netstring in (getattr(b.values[0], "Netstring", None) for b in TEXT_BACKENDS)
+    assert isinstance(text.Netstring(), framekit.Codec)
+    assert isinstance(text.Netstring().decoder(), framekit.Decoder)

@@ -1,15 +1,22 @@
 """framekit: message framing for sockets.
 
-A sans-IO length-prefixed codec (Cython, with a pure-Python twin), blocking
-and asyncio transports on top of it, and presets for real protocols.
+Sans-IO codecs (length-prefixed, lines, delimiters, netstrings, fixed-length
+frames; each in Cython, with a pure-Python twin), blocking and asyncio
+transports on top of them, and presets for real protocols.
 """
 
 from . import serializers
 from .codecs import presets
-from .codecs.backend import BACKEND, LengthPrefixed, LengthPrefixedDecoder
-from .codecs.delimited import Delimited
+from .codecs.backend import (
+    BACKEND,
+    Delimited,
+    FixedLength,
+    LengthPrefixed,
+    LengthPrefixedDecoder,
+    Lines,
+    Netstring,
+)
 from .codecs.interface import Codec, CodecBase, Decoder, DecoderBase
-from .codecs.netstring import Netstring
 from .errors import (
     BudgetExceeded,
     ConnectionClosed,
@@ -30,6 +37,8 @@ __all__ = [
     "Decoder",
     "DecoderBase",
     "Delimited",
+    "FixedLength",
+    "Lines",
     "Netstring",
     "serializers",
     "BudgetExceeded",

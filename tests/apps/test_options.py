@@ -86,9 +86,11 @@ def test_options_map_to_the_codec_keywords(build: Callable[..., Any], LP: Any) -
 
 def test_lines_and_netstring(build: Callable[..., Any]) -> None:
     lines = build("--codec", "lines", "--max-frame-size", "100")
-    assert isinstance(lines, framekit.Delimited)
+    assert isinstance(lines, framekit.Lines)
     assert lines.encode(b"hi") == b"hi\n"
-    assert lines.max_frame_size == 100
+    assert lines.max_line_length == lines.max_frame_size == 100
+    assert lines.decoder().feed(b"crlf\r\nlf\n") == [b"crlf", b"lf"]
+    assert build("--codec", "lines").max_line_length == 16 * 1024 * 1024
     netstring = build("--codec", "netstring")
     assert isinstance(netstring, framekit.Netstring)
     assert netstring.encode(b"hi") == b"2:hi,"

@@ -141,6 +141,22 @@ def test_tls_server(cli_process: Start, tmp_path: Any, capsys: pytest.CaptureFix
     assert server.interrupt() == 0
 
 
+def test_serve_and_send_lines(cli_process: Start, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--codec lines`` is framekit.Lines at both ends: a client may end lines with \\r\\n."""
+    server = cli_process("serve", "--upper", "--codec", "lines", "tcp://127.0.0.1:0")
+    address = server.listening()
+    assert main(["send", "--timeout", "5", "--codec", "lines", address, "hello", "a\rb"]) == 0
+    assert capsys.readouterr().out == "HELLO\nA\rB\n"
+    host, port = address[len("tcp://") :].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        raw.sendall(b"crlf\r\nlf\n")
+        got = b""
+        while got.count(b"\n") < 2:
+            got += raw.recv(100)
+    assert got == b"CRLF\nLF\n"  # replies end with newline=b"\n"
+    assert server.interrupt() == 0
+
+
 @pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="no SO_REUSEPORT here")
 def test_workers_share_the_port(cli_process: Start, capsys: pytest.CaptureFixture[str]) -> None:
     server = cli_process("serve", "--upper", "--workers", "2", "tcp://127.0.0.1:0")

@@ -224,7 +224,23 @@ def test_switching_a_codec_that_cannot_hand_back_bytes() -> None:
             return bytes(payload) + b"\n"
 
         def decoder(self) -> Any:
-            return framekit.Delimited().decoder()
+            return Plain(framekit.Delimited().decoder())
+
+    class Plain(framekit.DecoderBase):
+        """A decoder with nothing but the basics (no detach)."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        @property
+        def pending(self) -> int:
+            return self.inner.pending  # type: ignore[no-any-return]
+
+        def feed(self, data: Any) -> Any:
+            return self.inner.feed(data)
+
+        def eof(self) -> None:
+            self.inner.eof()
 
     core = StreamCore(NoDetach())
     core.switch_codec(framekit.LengthPrefixed(4))  # nothing held: fine

@@ -2,18 +2,20 @@
 
 Design notes
 ------------
-The pure-Python codec (``framekit.codecs.length_prefixed``) and its Cython twin (``_speedups``) must
-accept the same arguments, reject the same ones, and say the same thing when a
-stream goes wrong.  Copying those rules into each backend is how twins drift, so
-they live here once: both backends call :func:`check_length_prefixed` from their
-constructors, and build their exceptions with the ``*_error`` functions below
-(the Cython module only does so on its slow, failing paths).
+Every pure-Python codec (``framekit.codecs.length_prefixed``, ``lines``,
+``delimited``, ``netstring``, ``fixed_length``) and its Cython twin
+(``_speedups``, ``_speedups_text``) must accept the same arguments, reject the
+same ones, and say the same thing when a stream goes wrong.  Copying those rules
+into each backend is how twins drift, so they live here once: both backends call
+the ``check_*`` functions from their constructors, and build their exceptions
+with the ``*_error`` functions below (the Cython modules only do so on their
+slow, failing paths).
 """
 
 from __future__ import annotations
 
 import operator
-from typing import List, NamedTuple, Union
+from typing import List, NamedTuple, Sequence, Tuple, Union
 
 from ..errors import CorruptedFrame, FrameTooLarge, IncompleteFrame
 
@@ -23,7 +25,11 @@ __all__ = [
     "LENGTH_SIZES",
     "VARINT",
     "LengthPrefixedConfig",
+    "check_bool",
+    "check_delimiters",
     "check_length_prefixed",
+    "check_max",
+    "check_newline",
 ]
 
 #: Default ``max_frame_size``: 16 MiB, the whole adjusted frame, header included.
@@ -321,3 +327,177 @@ def check_header_max(max_frame_size: object) -> int:
     if max_frame_size < 1:
         raise ValueError(f"max_frame_size must be 1 or more, got {max_frame_size}")
     return max_frame_size
+
+
+def check_max(name: str, value: object) -> int:
+    """Validate a maximum frame or line length (or a fixed frame size)."""
+    return _int_arg(name, value, 1, _MAX_MAX_FRAME_SIZE)
+
+
+def check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
+    return value
+
+
+def check_delimiters(delimiters: Sequence[object]) -> Tuple[bytes, ...]:
+    """Validate :class:`Delimited`'s delimiters: one or more non-empty bytes-likes."""
+    out = []
+    for delimiter in delimiters:
+        if not isinstance(delimiter, (bytes, bytearray, memoryview)):
+            raise TypeError(f"delimiter must be bytes, not {type(delimiter).__name__}")
+        delim = bytes(delimiter)
+        if not delim:
+            raise ValueError("delimiter must not be empty")
+        out.append(delim)
+    if not out:
+        raise ValueError("Delimited needs at least one delimiter")
+    return tuple(out)
+
+
+def check_newline(newline: object) -> bytes:
+    """Validate :class:`Lines`' ``newline``: ``b"\\n"`` or ``b"\\r\\n"``."""
+    if not isinstance(newline, (bytes, bytearray, memoryview)):
+        raise TypeError(f"newline must be bytes, not {type(newline).__name__}")
+    value = bytes(newline)
+    if value not in (b"\n", b"\r\n"):
+        raise ValueError(f"newline must be b'\\n' or b'\\r\\n', got {value!r}")
+    return value
+
+
+def contains_delimiter_error(delimiter: bytes, codec: object) -> ValueError:
+    return ValueError(
+        f"payload contains the delimiter {delimiter!r} (or ends with part of it): "
+        f"it cannot be framed by {codec!r}"
+    )
+
+
+def contains_newline_error(codec: object) -> ValueError:
+    return ValueError(f"payload contains a newline (b'\\n'): it cannot be framed by {codec!r}")
+
+
+def ends_with_cr_error(codec: object) -> ValueError:
+    return ValueError(
+        "payload ends with b'\\r', which a newline of b'\\n' would turn into a b'\\r\\n' "
+        f"line ending: it cannot be framed by {codec!r}"
+    )
+
+
+def fixed_size_error(length: int, size: int) -> ValueError:
+    return ValueError(f"a FixedLength({size}) frame is exactly {size} bytes, not {length}")
+
+
+def line_too_long_error(length: int, maximum: int, frames: List[bytes]) -> FrameTooLarge:
+    """A whole line (its newline seen) above ``max_line_length``: it was skipped."""
+    return FrameTooLarge(
+        f"line of {length} bytes exceeds max_line_length {maximum}; discarded",
+        frame_length=length,
+        max_frame_size=maximum,
+        frames=frames,
+    )
+
+
+def unterminated_line_error(length: int, maximum: int, frames: List[bytes]) -> FrameTooLarge:
+    """A line certainly above ``max_line_length`` before its newline came (``fail_fast``)."""
+    return FrameTooLarge(
+        f"line of at least {length} bytes without a newline exceeds max_line_length "
+        f"{maximum}; discarding it up to the next newline",
+        frame_length=length,
+        max_frame_size=maximum,
+        frames=frames,
+    )
+
+
+def unterminated_frame_error(length: int, maximum: int, frames: List[bytes]) -> FrameTooLarge:
+    """:class:`Delimited`: a frame certainly above ``max_frame_size``, no delimiter yet."""
+    return FrameTooLarge(
+        f"line of at least {length} bytes without a delimiter exceeds max_frame_size "
+        f"{maximum}; discarding it up to the next delimiter",
+        frame_length=length,
+        max_frame_size=maximum,
+        frames=frames,
+    )
+
+
+def line_incomplete_error(pending: int, delimiters: Sequence[bytes]) -> IncompleteFrame:
+    """The stream ended inside a line (``delimiters`` empty: :class:`Lines`' newlines)."""
+    if not delimiters:
+        what = "a newline"
+    elif len(delimiters) == 1:
+        what = f"a delimiter {delimiters[0]!r}"
+    else:
+        what = (
+            f"a delimiter (one of {', '.join(map(repr, delimiters))}; one that may begin "
+            f"a longer one waits for the bytes after it)"
+        )
+    return IncompleteFrame(
+        f"stream ended inside a line: {pending} bytes without {what}",
+        pending=pending,
+        expected=None,
+    )
+
+
+def netstring_error(reason: str, frames: List[bytes]) -> CorruptedFrame:
+    return CorruptedFrame(reason, frames=frames)
+
+
+def netstring_not_digits(head: bytes) -> str:
+    return f"netstring length is not decimal digits: {head!r}"
+
+
+def netstring_leading_zero(head: bytes) -> str:
+    return f"netstring length has a leading zero: {head!r}"
+
+
+def netstring_too_many_digits(max_digits: int) -> str:
+    return f"netstring length has more than {max_digits} digits"
+
+
+def netstring_empty_length() -> str:
+    return "netstring length is empty (':' without digits)"
+
+
+def netstring_no_comma(size: int, byte: bytes) -> str:
+    return f"netstring of {size} bytes is not followed by ',': {byte!r}"
+
+
+def netstring_no_comma_after_drop(byte: bytes) -> str:
+    return f"no ',' after the dropped netstring: {byte!r}"
+
+
+def netstring_long_prefix_error(digits: int, at_least: int, maximum: int) -> FrameTooLarge:
+    return FrameTooLarge(
+        f"netstring length of more than {digits} digits (at least {at_least} bytes) "
+        f"exceeds max_frame_size {maximum}; discarding it",
+        frame_length=at_least,
+        max_frame_size=maximum,
+    )
+
+
+def detach_unused_error(unused: int, frames: int) -> ValueError:
+    return ValueError(
+        f"detach({unused}): unused must be between 0 and the {frames} frames "
+        f"the most recent decode call returned"
+    )
+
+
+def payload_too_large_error(length: int, maximum: int, limit: str) -> FrameTooLarge:
+    """The encode side of a text codec refuses a frame its own decoder would refuse."""
+    return FrameTooLarge(
+        f"payload of {length} bytes exceeds {limit} {maximum}: the peer's decoder would "
+        f"refuse it, so nothing was encoded",
+        frame_length=length,
+        max_frame_size=maximum,
+    )
+
+
+def detach_dropped_error(broken: bool) -> ValueError:
+    """A text decoder's ``detach(0)`` cannot go back past what it dropped."""
+    if broken:
+        why = "it has been broken since before its most recent call"
+    else:
+        why = "it dropped bytes after that frame (an oversized frame it was skipping)"
+    return ValueError(
+        f"detach(0): the decoder cannot hand back the stream from the end of the last "
+        f"frame it returned: {why}"
+    )

@@ -22,23 +22,32 @@ Errors follow :class:`framekit.LengthPrefixed`:
   prefix, its data, and its ``,``, which is still checked) and decoding
   resumes, as with ``LengthPrefixed``.
 
+This module is the specification; ``_speedups_text.pyx`` is its Cython twin
+(same names, same errors and messages, same results at every split point).
+
 Each byte is looked at by C code: ``bytes.find`` for the ``:`` within the
 longest valid prefix, a table lookup (or ``bytes.isdigit`` and ``int``) for the
-length, one slice for the data.  A frame that arrives whole in a chunk is sliced straight out of
-it; only a frame cut by the end of a chunk is buffered, and then only its
-digits or its data, never more than ``max_frame_size`` bytes.  After an error
-the unread rest of the chunk waits for the next call (``feed(b"")``), less the
-bytes of a rejected frame, which are dropped at once.
+length, one slice for the data.  A frame that arrives whole in a read is sliced
+straight out of it; only a frame cut by the end of a read is held (its prefix
+is read again when more arrives: it is at most 21 bytes), never more than
+``max_frame_size`` plus its prefix and comma.  After an error the unread rest of
+the read waits for the next call (``feed(b"")``), less the bytes of a rejected
+frame, which are dropped at once.  So the decoder holds at most one netstring
+of ``max_frame_size`` bytes plus one read.
+
+Encoding refuses a payload longer than ``max_frame_size`` with
+``FrameTooLarge``, before anything is encoded.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, List, NoReturn, Tuple
+from typing import Iterable, List, Optional, Tuple
 
-from ..errors import CorruptedFrame, FrameTooLarge, FramingError
+from ..errors import CorruptedFrame, FramingError
 from . import _limits
 from ._limits import DEFAULT_MAX_FRAME_SIZE
-from .interface import Buffer, CodecBase, _ChunkDecoder
+from ._splitter import Source, Splitter
+from .interface import Buffer
 
 __all__ = ["Netstring", "NetstringDecoder"]
 
@@ -59,7 +68,7 @@ def _nbytes(payload: Buffer) -> int:
     return len(payload) if type(payload) is bytes else memoryview(payload).nbytes
 
 
-class Netstring(CodecBase):
+class Netstring:
     """djb's netstring framing: ``b"5:hello,"``.
 
     Args:
@@ -71,9 +80,7 @@ class Netstring(CodecBase):
     """
 
     def __init__(self, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
-        self._max = _limits._int_arg(
-            "max_frame_size", max_frame_size, 1, _limits._MAX_MAX_FRAME_SIZE
-        )
+        self._max = _limits.check_max("max_frame_size", max_frame_size)
 
     @property
     def max_frame_size(self) -> int:
@@ -82,62 +89,86 @@ class Netstring(CodecBase):
     def __repr__(self) -> str:
         return f"Netstring(max_frame_size={self._max})"
 
+    def _size(self, payload: Buffer) -> int:
+        size = _nbytes(payload)
+        if size > self._max:
+            raise _limits.payload_too_large_error(size, self._max, "max_frame_size")
+        return size
+
     def header(self, payload_size: int) -> bytes:
-        """Return the length prefix (``b"<size>:"``) of a payload of that size."""
+        """Return the length prefix (``b"<size>:"``) of a payload of that size.
+
+        Raises:
+            FrameTooLarge: ``payload_size`` is above ``max_frame_size``.
+        """
+        if payload_size > self._max:
+            raise _limits.payload_too_large_error(payload_size, self._max, "max_frame_size")
         return b"%d:" % payload_size
 
     def encode(self, payload: Buffer, *, prefix: Buffer = b"") -> bytes:
-        """Return ``b"<len>:<payload>,"``."""
+        """Return ``b"<len>:<payload>,"``.
+
+        Raises:
+            FrameTooLarge: ``payload`` is longer than ``max_frame_size``.
+        """
         if prefix:
             raise _limits.no_prefix_error(self)
-        return b"".join((b"%d:" % _nbytes(payload), payload, b","))
+        return b"".join((b"%d:" % self._size(payload), payload, b","))
 
     def encode_many(self, payloads: Iterable[Buffer], *, prefix: Buffer = b"") -> bytes:
-        """Return the netstrings of all ``payloads`` in one buffer, for one ``sendall``."""
+        """Return the netstrings of all ``payloads`` in one buffer, for one ``sendall``.
+
+        Raises:
+            FrameTooLarge: as :meth:`encode`, before anything is encoded.
+        """
         if prefix:
             raise _limits.no_prefix_error(self)
         parts: List[Buffer] = []
         for payload in payloads:
-            parts.append(b"%d:" % _nbytes(payload))
+            parts.append(b"%d:" % self._size(payload))
             parts.append(payload)
             parts.append(b",")
         return b"".join(parts)
 
     def encode_parts(self, payload: Buffer, *, prefix: Buffer = b"") -> Tuple[bytes, Buffer, bytes]:
-        """Return ``(prefix, payload, b",")`` for a vectored send that never copies the payload."""
+        """Return ``(prefix, payload, b",")`` for a vectored send that never copies the payload.
+
+        Raises:
+            FrameTooLarge: as :meth:`encode`.
+        """
         if prefix:
             raise _limits.no_prefix_error(self)
-        return b"%d:" % _nbytes(payload), payload, b","
+        return b"%d:" % self._size(payload), payload, b","
 
     def decoder(self) -> NetstringDecoder:
         """Return a new, independent decoder for one stream."""
         return NetstringDecoder(self)
 
 
-class NetstringDecoder(_ChunkDecoder):
-    """Incremental decoder for one stream; made by :meth:`Netstring.decoder`."""
+class NetstringDecoder(Splitter):
+    """Incremental decoder for one stream; made by :meth:`Netstring.decoder`.
+
+    It has the switching capability: ``feed``/``buffer_updated`` take
+    ``max_frames`` and :meth:`detach` hands back the rest of the stream.
+    """
 
     def __init__(self, codec: Netstring) -> None:
+        super().__init__()
         self._max = codec._max
         self._digits = len(str(codec._max))  # the most digits a valid length has
-        # Digits of an unfinished length prefix, then the data of an unfinished frame.
-        self._buf = bytearray()
-        self._size = -1  # length of the unfinished frame, once its prefix is read
-        self._head = 0  # its prefix's size (digits and ':')
+        self._expect = -1  # the whole size of the unfinished netstring, once its prefix is read
         self._skip = 0  # bytes of a rejected frame's data still to drop
         self._comma = False  # the ',' after the dropped data is still to check
         self._skip_prefix = False  # reading the rest of a rejected, over-long prefix
+        self._prefix = b""  # its digits so far
 
-    @property
-    def pending(self) -> int:
-        """Bytes buffered that belong to no complete frame yet."""
-        if self._skip_prefix:
-            return len(self._backlog)
-        head = self._head if self._size >= 0 else 0
-        return len(self._backlog) + head + len(self._buf)
-
-    def feed(self, data: Buffer) -> List[bytes]:
+    def feed(self, data: Buffer, max_frames: int = -1) -> List[bytes]:
         """Add received bytes; return every netstring they complete, in order.
+
+        Args:
+            data: the bytes received.
+            max_frames: decode at most this many netstrings (``-1``: no limit);
+                the bytes after the last one are held, undecoded.
 
         Raises:
             CorruptedFrame: a malformed length prefix or a missing ``,``; the
@@ -147,7 +178,7 @@ class NetstringDecoder(_ChunkDecoder):
                 already received behind it).
             Each error's ``.frames`` holds the frames decoded before it.
         """
-        return super().feed(data)
+        return super().feed(data, max_frames)
 
     def eof(self) -> None:
         """Declare the end of the stream.
@@ -156,171 +187,129 @@ class NetstringDecoder(_ChunkDecoder):
             IncompleteFrame: a netstring was cut off (it says how many bytes
                 were received, and of how many once its length was read).
         """
+        if self._detached:
+            raise _limits.detached_error()
         pending = self.pending
         if pending:
-            expected = self._head + self._size + 1 if self._size >= 0 else -1
+            expected = self._expect if self._expect > pending else -1
             raise _limits.incomplete_error(pending, expected)
 
     # -- internals ------------------------------------------------------------
 
-    def _decode(self, data: bytes, frames: List[bytes]) -> None:
-        """Decode all of ``data``: finish what earlier calls left, then the rest."""
-        end = len(data)
-        pos = 0
+    def _decode(
+        self, src: Source, pos: int, end: int, frames: List[bytes], limit: int
+    ) -> Tuple[int, Optional[FramingError]]:
+        maximum = self._max
+        window = self._digits + 1
+        base = self._base
+        ends = self._ends
+        small = _SMALL_LENGTHS.get
+        self._expect = -1
         while True:
+            if len(frames) == limit:
+                return pos, None
             if self._skip:
                 n = min(self._skip, end - pos)
-                pos += n
-                self._skip -= n
+                if n:
+                    pos += n
+                    self._skip -= n
+                    self._last_drop = pos - base
                 if self._skip:
-                    return
+                    return pos, None
             if self._comma:
                 if pos == end:
-                    return
-                if data[pos] != _COMMA:
-                    self._corrupt(f"no ',' after the dropped netstring: {data[pos : pos + 1]!r}")
+                    return pos, None
+                if src[pos] != _COMMA:
+                    byte = bytes(src[pos : pos + 1])
+                    return end, self._corrupt(_limits.netstring_no_comma_after_drop(byte))
                 pos += 1
                 self._comma = False
-            if self._size >= 0:
-                pos = self._read_data(data, pos, frames)
-                if self._size >= 0:
-                    return
-            if self._buf or self._skip_prefix:
-                pos = self._read_prefix(data, pos)
-                if self._size < 0 and not self._skip:
-                    return
-                continue
-            pos = self._decode_whole(data, pos, frames)
-            if pos == end:
-                return
-
-    def _decode_whole(self, data: bytes, pos: int, frames: List[bytes]) -> int:
-        """The fast path: slice out the netstrings that lie whole in ``data``.
-
-        Returns where it stopped: the end of ``data``, or the start of a
-        netstring it leaves to the general path (cut off, oversized, malformed).
-        """
-        end = len(data)
-        window = self._digits + 1
-        maximum = self._max
-        find = data.find
-        small = _SMALL_LENGTHS.get
-        while pos < end:
-            colon = find(b":", pos, pos + window)
-            if colon < 0:
-                break
-            head = data[pos:colon]
-            size = small(head)
-            if size is None:
-                if not head.isdigit() or (head[0] == _ZERO and colon - pos > 1):
-                    break
-                size = int(head)
-            stop = colon + 1 + size
-            if size > maximum or stop >= end or data[stop] != _COMMA:
-                break
-            frames.append(data[colon + 1 : stop])
-            pos = stop + 1
-        else:
-            return pos
-        pos = self._read_prefix(data, pos)
-        if self._size >= 0:
-            pos = self._read_data(data, pos, frames)
-        return pos
-
-    def _read_prefix(self, data: bytes, pos: int) -> int:
-        """Read a length prefix (the digits buffered so far, then ``data[pos:]``).
-
-        Returns the offset after the ``:``, with ``_size`` set (or ``_skip``
-        for a rejected frame), or ``len(data)`` when the prefix is still
-        unfinished (its digits are buffered).
-
-        Raises:
-            CorruptedFrame: the prefix is malformed.
-            FrameTooLarge: the length is above ``max_frame_size``.
-        """
-        buf = self._buf
-        limit = MAX_DIGITS if self._skip_prefix else self._digits
-        window = data[pos : pos + limit + 1 - len(buf)]
-        colon = window.find(b":")
-        head = bytes(buf) + (window if colon < 0 else window[:colon])
-        if head and not head.isdigit():
-            self._corrupt(f"netstring length is not decimal digits: {head[: MAX_DIGITS + 1]!r}")
-        if len(head) > 1 and head[0] == _ZERO:
-            self._corrupt(f"netstring length has a leading zero: {head!r}")
-        if colon < 0:
-            buf[:] = head
-            if len(head) <= limit:
-                return len(data)
+                self._last_drop = pos - base
             if self._skip_prefix:
-                self._corrupt(f"netstring length has more than {MAX_DIGITS} digits")
-            # More digits than max_frame_size has: too large, whatever follows.
-            self._skip_prefix = True
-            self._fail(
-                FrameTooLarge(
-                    f"netstring length of more than {self._digits} digits (at least "
-                    f"{int(head)} bytes) exceeds max_frame_size {self._max}; discarding it",
-                    frame_length=int(head),
-                    max_frame_size=self._max,
-                ),
-                data,
-                pos + len(window),
-            )
-        if not head:
-            self._corrupt("netstring length is empty (':' without digits)")
-        buf.clear()
-        size = int(head)
-        pos += colon + 1
-        if self._skip_prefix:
-            self._skip_prefix = False
-            self._skip = size
-            self._comma = True
-            return pos
-        if size > self._max:
-            self._skip = size
-            self._comma = True
-            self._fail(_limits.too_large_error(size, self._max, []), data, pos)
-        self._size = size
-        self._head = len(head) + 1
-        return pos
+                pos, err = self._read_long_prefix(src, pos, end)
+                if err is not None or self._skip_prefix:
+                    return pos, err
+                continue
+            if pos == end:
+                return pos, None
+            stop = min(end, pos + window)
+            colon = src.find(b":", pos, stop)
+            head = bytes(src[pos : colon if colon >= 0 else stop])
+            size = small(head) if colon >= 0 else None
+            if size is None:
+                if head and not head.isdigit():
+                    return end, self._corrupt(_limits.netstring_not_digits(head[: MAX_DIGITS + 1]))
+                if len(head) > 1 and head[0] == _ZERO:
+                    return end, self._corrupt(_limits.netstring_leading_zero(head))
+                if colon < 0:
+                    if len(head) < window:
+                        return pos, None
+                    # More digits than max_frame_size has: too large, whatever follows.
+                    self._skip_prefix = True
+                    self._prefix = head
+                    self._last_drop = stop - base
+                    return stop, _limits.netstring_long_prefix_error(
+                        self._digits, int(head), maximum
+                    )
+                if not head:
+                    return end, self._corrupt(_limits.netstring_empty_length())
+                size = int(head)
+            data = colon + 1
+            if size > maximum:
+                self._skip = size
+                self._comma = True
+                n = min(size, end - data)
+                self._skip -= n
+                self._last_drop = data + n - base
+                return data + n, _limits.too_large_error(size, maximum, [])
+            stop = data + size
+            if stop >= end:
+                self._expect = stop + 1 - pos
+                return pos, None
+            if src[stop] != _COMMA:
+                byte = bytes(src[stop : stop + 1])
+                return end, self._corrupt(_limits.netstring_no_comma(size, byte))
+            if not frames:
+                self._first = pos - base
+            frames.append(bytes(src[data:stop]))
+            pos = stop + 1
+            ends.append(pos - base)
 
-    def _read_data(self, data: bytes, pos: int, frames: List[bytes]) -> int:
-        """Read the data and ``,`` of the frame whose prefix was read.
+    def _read_long_prefix(
+        self, src: Source, pos: int, end: int
+    ) -> Tuple[int, Optional[FramingError]]:
+        """Read on through the digits of a rejected, over-long length prefix.
 
-        Returns the offset after the ``,``, or ``len(data)`` when the frame
-        is still unfinished (the data received is buffered).
-
-        Raises:
-            CorruptedFrame: the data is not followed by ``,``.
+        Returns the offset after its ``:`` (with ``_skip`` set to the length),
+        or ``end`` while the prefix goes on; and ``CorruptedFrame`` if it is
+        malformed or longer than ``MAX_DIGITS``.
         """
-        buf = self._buf
-        need = self._size - len(buf)
-        if len(data) - pos <= need:
-            buf += data[pos:] if pos else data
-            return len(data)
-        stop = pos + need
-        if data[stop] != _COMMA:
-            self._corrupt(
-                f"netstring of {self._size} bytes is not followed by ',': {data[stop : stop + 1]!r}"
-            )
-        frames.append(b"".join((buf, data[pos:stop])) if buf else data[pos:stop])
-        buf.clear()
-        self._size = -1
-        return stop + 1
+        prior = self._prefix
+        stop = min(end, pos + MAX_DIGITS + 1 - len(prior))
+        colon = src.find(b":", pos, stop)
+        head = prior + bytes(src[pos : colon if colon >= 0 else stop])
+        if not head.isdigit():
+            return end, self._corrupt(_limits.netstring_not_digits(head[: MAX_DIGITS + 1]))
+        if colon < 0:
+            if len(head) > MAX_DIGITS:
+                return end, self._corrupt(_limits.netstring_too_many_digits(MAX_DIGITS))
+            self._prefix = head
+            if stop > pos:
+                self._last_drop = stop - self._base
+            return stop, None
+        self._skip_prefix = False
+        self._prefix = b""
+        self._skip = int(head)
+        self._comma = True
+        self._last_drop = colon + 1 - self._base
+        return colon + 1, None
 
-    def _fail(self, err: FramingError, data: bytes, pos: int) -> NoReturn:
-        """Raise ``err`` (not corrupt): drop the rejected frame's bytes at once
-        and keep the rest of ``data`` for the next call."""
-        n = min(self._skip, len(data) - pos)
-        self._skip -= n
-        self._backlog = data[pos + n :]
-        raise err
-
-    def _corrupt(self, reason: str) -> NoReturn:
-        """Break the decoder and raise ``CorruptedFrame``."""
+    def _corrupt(self, reason: str) -> CorruptedFrame:
+        """Break the decoder; return the ``CorruptedFrame`` to raise (the caller
+        returns the end of the bytes: nothing is held any more)."""
         self._broken = reason
-        self._buf = bytearray()
-        self._size = -1
         self._skip = 0
         self._comma = self._skip_prefix = False
-        self._backlog = b""
-        raise CorruptedFrame(reason)
+        self._prefix = b""
+        self._expect = -1
+        return CorruptedFrame(reason)

@@ -20,6 +20,11 @@ Profiles:
 * ``quick``: just the rows the issue's targets are about, and the rows their
   ratios are taken to (``--quick``).
 
+The text codecs (``Lines``, ``Delimited`` with several delimiters,
+``Netstring``) have scenarios of their own (``lines-64k-stream``, ...): their
+stream is not the length-prefixed one, so they are compared with their pure
+twins, the ``bytes.split`` floor and line-based peers on their own wire format.
+
 Workload sizes are byte budgets, scaled by the session (see
 :func:`framekit.apps.benchmarks.workloads.frame_count`).  The server
 benchmark's runs last seconds, not bytes: :data:`SERVER_TIMES` per profile,
@@ -50,6 +55,13 @@ from .servers import (
     server_contestants,
     worker_contestants,
 )
+from .text_contestants import (
+    FLOOR_SPLIT,
+    TextWorkload,
+    delimited_contestants,
+    lines_contestants,
+    netstring_contestants,
+)
 from .workloads import (
     CHUNK_7,
     CHUNK_64K,
@@ -68,6 +80,7 @@ __all__ = [
     "comparisons",
     "decode_scenario",
     "select",
+    "text_scenario",
 ]
 
 PROFILES = ("all", "default", "quick")
@@ -122,6 +135,25 @@ def decode_scenario(chunk: int, keep: bool) -> Scenario:
     )
 
 
+#: Text scenarios: framing -> (title, contestants).
+_TEXT = {
+    "lines": ("Lines", lines_contestants),
+    "delimited": ("Delimited(b'\\r\\n', b'\\n')", delimited_contestants),
+    "netstring": ("Netstring", netstring_contestants),
+}
+_QUICK_TEXT = ("cython", "python", FLOOR_SPLIT, "twisted")
+
+
+def text_scenario(framing: str, chunk: int) -> Scenario:
+    """The decode scenario of a text codec (``lines``, ``delimited``, ``netstring``)."""
+    return Scenario(
+        key=f"{framing}-{_CHUNK_TAGS[chunk]}-stream",
+        title=f"{_TEXT[framing][0]} decode, {chunk_label(chunk)}, stream",
+        kind="decode",
+        keep=False,
+    )
+
+
 def _only(
     contestants: Iterable[Contestant], names: Optional[Sequence[str]]
 ) -> Tuple[Contestant, ...]:
@@ -136,6 +168,17 @@ def _decode(chunk: int, keep: bool, size: int, only: Optional[Sequence[str]] = N
 
     contestants = _only([*decode_contestants(), *peer_contestants(), *floor_contestants()], only)
     return Comparison(decode_scenario(chunk, keep), size, contestants, build, FLOOR_BYTES)
+
+
+def _text(framing: str, chunk: int, size: int, only: Optional[Sequence[str]] = None) -> Comparison:
+    budget = _DECODE_BUDGET[chunk]
+
+    def build(session: Session) -> TextWorkload:
+        return TextWorkload(framing, size, frame_count(size, budget, session.scale), chunk, False)
+
+    contestants = _only(_TEXT[framing][1](), only)
+    floor = FLOOR_SPLIT if framing == "lines" else None
+    return Comparison(text_scenario(framing, chunk), size, contestants, build, floor)
 
 
 def _encode(op: str, size: int) -> Comparison:
@@ -208,6 +251,8 @@ def _plan(profile: str) -> Iterator[Tuple[str, Sequence[int], Callable[[int], Co
     if profile == "quick":
         yield "decode", (16, 64, _MiB), partial(_decode, CHUNK_64K, False, only=_QUICK_DECODE)
         yield "decode", (16,), partial(_decode, CHUNK_7, False, only=_QUICK_DECODE)
+        for framing in _TEXT:
+            yield "decode", (16,), partial(_text, framing, CHUNK_64K, only=_QUICK_TEXT)
         yield "e2e", _E2E_SIZES, partial(_end_to_end, "tcp", only=_QUICK_E2E)
         for connections, window in LOADS:
             yield (
@@ -225,6 +270,10 @@ def _plan(profile: str) -> Iterator[Tuple[str, Sequence[int], Callable[[int], Co
     yield "decode", SIZES if full else (16,), partial(_decode, WHOLE, False)
     if full:
         yield "decode", SIZES, partial(_decode, WHOLE, True)
+    yield "decode", small, partial(_text, "lines", CHUNK_64K)
+    yield "decode", small, partial(_text, "lines", CHUNK_7)
+    yield "decode", small, partial(_text, "delimited", CHUNK_64K)
+    yield "decode", small, partial(_text, "netstring", CHUNK_64K)
     for op in _ENCODE_OPS:
         sizes = SIZES if full else ((16,) if op == "header" else (16, _MiB))
         yield "encode", sizes, partial(_encode, op)

@@ -11,6 +11,8 @@ payloads, cut into feeds of the same size, so a run yields the same frames.
   drained with ``gets()`` until it returns ``False``.
 * Twisted's ``Int32StringReceiver`` gets the very same 4-byte-prefixed chunks
   through ``dataReceived``; ``stringReceived`` keeps or counts each frame.
+  Its ``LineReceiver`` (``delimiter = b"\\n"``) decodes the newline-terminated
+  stream of the ``Lines`` scenarios the same way, a ``lineReceived`` per line.
 
 In "stream" mode a run drops every frame but returns how many there were, and
 the harness checks that count after every timed run (framekit's runner does
@@ -35,7 +37,7 @@ from typing import Any, Callable, List, Optional
 from .harness import ROLE_PEER, Contestant, Runner
 from .workloads import DecodeWorkload
 
-__all__ = ["peer_contestants", "resp_stream", "msgpack_stream"]
+__all__ = ["line_receiver_contestant", "peer_contestants", "resp_stream", "msgpack_stream"]
 
 #: Drops whatever iterable it is given, iterating it in C.
 _drop: Callable[[Any], None] = collections.deque(maxlen=0).extend
@@ -148,6 +150,52 @@ def _make_twisted(w: DecodeWorkload, keep: bool) -> Runner:
         return proto.count if frames is None else frames
 
     return run
+
+
+@functools.cache
+def _line_receiver() -> Any:
+    from twisted.protocols.basic import LineReceiver
+
+    class Receiver(LineReceiver):
+        """Drops every line, as a handler that is done with it would, counting them."""
+
+        delimiter = b"\n"
+        MAX_LENGTH = 1 << 30
+        count = 0
+
+        def lineReceived(self, line: bytes) -> None:
+            self.count += 1
+
+    return Receiver
+
+
+def _make_line_receiver(w: DecodeWorkload, keep: bool) -> Runner:
+    receiver_class = _line_receiver()
+    chunks = w.chunks
+
+    def run() -> Any:
+        proto = receiver_class()
+        frames: Optional[List[bytes]] = None
+        if keep:
+            frames = []
+            proto.lineReceived = frames.append
+        data_received = proto.dataReceived
+        for chunk in chunks:
+            data_received(chunk)
+        return proto.count if frames is None else frames
+
+    return run
+
+
+def line_receiver_contestant() -> Contestant:
+    """Twisted's ``LineReceiver`` on a newline-terminated stream (skipped when not installed)."""
+    return Contestant(
+        "twisted",
+        "Twisted LineReceiver",
+        ROLE_PEER,
+        _make_line_receiver,
+        needs=("twisted.protocols.basic",),
+    )
 
 
 def peer_contestants() -> List[Contestant]:

@@ -124,6 +124,12 @@ TARGETS: Tuple[Target, ...] = (
         "ping-pong: nothing to batch; the Python per-frame cost must stay small next to "
         "the two system calls",
     ),
+    # The text codecs, on their own wire formats.
+    Target("lines-64k-stream/16", "cython", "python", 10.0),
+    Target("lines-64k-stream/16", "cython", "floor-split", 0.6),
+    Target("lines-64k-stream/16", "cython", "twisted", 20.0),
+    Target("netstring-64k-stream/16", "cython", "python", 10.0),
+    Target("delimited-64k-stream/16", "cython", "python", 10.0),
 )
 
 

@@ -99,7 +99,8 @@ def add_codec_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--codec",
         choices=CODECS,
-        help="length: a length prefix (default); lines: newline-terminated; netstring: 5:hello,",
+        help="length: a length prefix (default); lines: ending in \\n or \\r\\n (sent with \\n); "
+        "netstring: 5:hello,",
     )
     group.add_argument(
         "--preset",
@@ -174,7 +175,9 @@ def codec_from_args(args: argparse.Namespace) -> Codec:
         if length_given:
             raise ValueError(f"{', '.join(length_given)} only apply to --codec length")
         if kind == "lines":
-            return framekit.Delimited(b"\n", **sized)
+            return (
+                framekit.Lines() if max_size is None else framekit.Lines(max_line_length=max_size)
+            )
         return framekit.Netstring(**sized)
     kwargs: dict[str, Any] = dict(sized)
     for dest, _flag in _LENGTH_OPTIONS[1:]:
