@@ -152,3 +152,83 @@ def test_pg8000_startup_and_query_in_one_read_asyncio(LP: Callable[..., Any], lo
     else:
         asyncio.run(main())
     check(seen)
+
+
+# -- a line handshake, then length-prefixed frames ---------------------------------------
+
+
+class Handshake(framekit.FrameHandler):
+    """Answers the text line ``BINARY`` with ``OK``, then speaks length-prefixed frames."""
+
+    def handle_frame(self, frame: Any, address: Any = None) -> Any:
+        if isinstance(self.conn.codec, framekit.Lines):
+            assert frame == b"BINARY"
+            self.conn.send(b"OK")  # still a line
+            self.conn.switch_codec(framekit.LengthPrefixed(4))
+            return None
+        return frame[::-1]
+
+
+def pipelined_client(address: str) -> List[bytes]:
+    """Sends the handshake and three frames in one write, before any reply."""
+    lines, framed = framekit.Lines(), framekit.LengthPrefixed(4)
+    with framekit.connect(address, lines, timeout=TIMEOUT) as conn:
+        conn.socket.sendall(lines.encode(b"BINARY") + framed.encode_many([b"abc", b"\n\n", b""]))
+        got = [conn.recv()]
+        conn.switch_codec(framed)
+        got += [conn.recv() for _ in range(3)]
+        return got
+
+
+def test_a_line_handshake_then_length_prefixed_frames_blocking() -> None:
+    with framekit.serve("tcp://127.0.0.1:0", Handshake, framekit.Lines()) as server:
+        server.start()
+        assert pipelined_client(server.address) == [b"OK", b"cba", b"\n\n", b""]
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_line_handshake_then_length_prefixed_frames_asyncio(loop: str) -> None:
+    async def handler(conn: Any) -> None:
+        assert await conn.recv() == b"BINARY"
+        await conn.send(b"OK")
+        conn.switch_codec(framekit.LengthPrefixed(4))
+        async for frame in conn:
+            await conn.send(frame[::-1])
+
+    async def main() -> None:
+        async with await fa.serve("tcp://127.0.0.1:0", handler, framekit.Lines()) as server:
+            got = await asyncio.get_running_loop().run_in_executor(
+                None, pipelined_client, server.address
+            )
+            assert got == [b"OK", b"cba", b"\n\n", b""]
+
+    if loop == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
+
+
+def test_a_codec_that_cannot_switch_says_so() -> None:
+    class Plain(framekit.CodecBase):
+        def encode(self, payload: Any, *, prefix: Any = b"") -> bytes:
+            return bytes(payload) + b";"
+
+        def decoder(self) -> Any:
+            return PlainDecoder()
+
+    class PlainDecoder(framekit.DecoderBase):
+        pending = 0
+
+        def feed(self, data: Any) -> List[bytes]:
+            return bytes(data).split(b";")[:-1]
+
+        def eof(self) -> None:
+            pass
+
+    a, b = socket.socketpair()
+    with framekit.FramedSocket(a, Plain()) as conn, b:
+        b.sendall(b"one;two;")
+        assert conn.recv() == b"one"
+        with pytest.raises(TypeError, match=r"cannot switch codecs: .* no detach\(\)"):
+            conn.switch_codec(framekit.LengthPrefixed(4))
