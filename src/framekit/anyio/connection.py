@@ -30,7 +30,9 @@ next ``recv()`` returns the next frame.
 *Timeouts* (``idle_timeout``, ``frame_timeout``) are the core's deadlines on
 anyio's clock: a read waits in a ``CancelScope`` with the core's deadline, and
 when it passes ``recv()`` raises the core's ``TimeoutError``; nothing received
-is lost, and the connection stays usable.
+is lost, and the connection stays usable: a caller that goes on waits one
+period (the shorter timeout) more before the next ``TimeoutError``, unless
+input arrives and moves the deadline.
 
 **Sending** encodes through the core onto its outgoing buffers.  While more
 decoded messages of the current batch wait (a handler answering a pipelined
@@ -153,13 +155,20 @@ class Connection:
         idle_timeout: Optional[float] = None,
         frame_timeout: Optional[float] = None,
     ) -> None:
+        idle_timeout = check_timeout("idle_timeout", idle_timeout)
+        frame_timeout = check_timeout("frame_timeout", frame_timeout)
         self._core = StreamCore(
             make_codec(codec),
             check_serializer(serializer),
-            idle_timeout=check_timeout("idle_timeout", idle_timeout),
-            frame_timeout=check_timeout("frame_timeout", frame_timeout),
+            idle_timeout=idle_timeout,
+            frame_timeout=frame_timeout,
             clock=anyio.current_time,
         )
+        timeouts = [t for t in (idle_timeout, frame_timeout) if t is not None]
+        #: After a timeout was reported, a caller that goes on waits this long more.
+        self._period = min(timeouts) if timeouts else math.inf
+        self._expired: Optional[float] = None  # the core's deadline last reported
+        self._renewed = math.inf  # until when the caller waits past it
         self.stream = stream
         self._reading = False  # a task waits in receive()
         self._sending = False  # a task is writing
@@ -345,13 +354,19 @@ class Connection:
             raise RuntimeError("another task is already waiting for the next message")
         core = self._core
         deadline = core.deadline()
-        if deadline is not None and anyio.current_time() >= deadline:
-            error = core.timed_out()
-            if error is not None:
-                try:
-                    raise error
-                finally:
-                    error = None
+        if deadline is not None:
+            if deadline == self._expired:  # reported already: wait one period more
+                deadline = self._renewed
+            now = anyio.current_time()
+            if now >= deadline:
+                error = core.timed_out()
+                if error is not None:
+                    self._expired = core.deadline()
+                    self._renewed = now + self._period
+                    try:
+                        raise error
+                    finally:
+                        error = None
         self._reading = True
         try:
             if deadline is None:

@@ -58,7 +58,9 @@ import functools
 import logging
 import math
 import ssl as _ssl
-from typing import Any, Awaitable, Callable, List, Optional, Set, Union
+import sys
+from types import TracebackType
+from typing import Any, Awaitable, Callable, List, Optional, Set, Type, Union
 
 import anyio
 import anyio.abc
@@ -83,6 +85,9 @@ from ..errors import ConnectionClosed, FramingError
 from ..serializers import Serializer
 from .connection import Connection
 from .datagram import DatagramEndpoint, open_datagram
+
+if sys.version_info < (3, 11):  # pragma: no cover - anyio depends on the backport there
+    from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["Handler", "Server", "serve"]
 
@@ -367,10 +372,22 @@ class Server:
         task_group.start_soon(self._serve)
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> Optional[bool]:
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> Optional[bool]:
         self.close()
         assert self._task_group is not None
-        return await self._task_group.__aexit__(*exc_info)
+        try:
+            return await self._task_group.__aexit__(exc_type, exc, traceback)
+        except BaseExceptionGroup as group:
+            # The block's own exception, wrapped by the task group it ran in:
+            # let it go on as it was raised (the server's task raised nothing).
+            if exc is not None and list(group.exceptions) == [exc]:
+                return False
+            raise
 
     def __repr__(self) -> str:
         state = "serving" if self.is_serving() else ("closed" if self._closing else "bound")
