@@ -38,7 +38,7 @@ from ..core.options import (
     make_codec,
 )
 from ..serializers import Serializer
-from .connection import Connection
+from .connection import Connection, hold_reads
 from .datagram import DatagramEndpoint, open_datagram
 
 __all__ = ["connect"]
@@ -59,9 +59,11 @@ async def _open_stream(addr: Address) -> anyio.abc.SocketStream:
     try:
         if addr.is_unix:
             return await anyio.connect_unix(addr.sockaddr)
-        return await anyio.connect_tcp(*host_port(addr))
+        stream = await anyio.connect_tcp(*host_port(addr))
     except OSError as exc:
         raise connect_error(_first_os_error(exc), addr) from exc
+    hold_reads(stream)
+    return stream
 
 
 async def _start_tls(

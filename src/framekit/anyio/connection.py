@@ -18,9 +18,10 @@ no ``receive_into``), so that is the one copy, into the decoder's buffer.
 
 *Backpressure* follows: the stream is read only when ``recv()`` needs input,
 so a handler that stops reading stops the reads, the kernel buffers fill and
-TCP slows the sender (anyio's asyncio streams pause their transport outside
-``receive()``).  What the connection holds is one read's frames plus the
-decoder's partial frame: bounded, with nothing to configure.
+TCP slows the sender (anyio's asyncio TCP streams pause their transport
+outside ``receive()``, and :func:`hold_reads` pauses it from the start).
+What the connection holds is one read's frames plus the decoder's partial
+frame: bounded, with nothing to configure.
 
 *Cancellation* of a waiting ``recv()`` (a cancel scope, ``move_on_after``, a
 task group closing) loses nothing: anyio's ``receive()`` either returns bytes
@@ -43,7 +44,8 @@ peer never waits for a reply.  Otherwise a send is written at once.  Payloads
 of ``VECTORED_MIN_SIZE`` or more are written on their own, without a copy;
 smaller buffers are joined into one write.
 
-*A frame goes out whole or not at all.*  A byte stream cancelled in the middle
+*A frame goes out whole or not at all.*  A ``send()`` in a cancelled scope
+raises before encoding anything.  A byte stream cancelled in the middle
 of a write may have written part of it (trio's ``send_all``, Unix sockets), and
 a ``TLSStream`` cancelled there is broken for good.  So the write of what the
 core handed over is shielded from cancellation: a ``send()`` cancelled by a
@@ -107,6 +109,22 @@ def lost_error(exc: BaseException) -> OSError:
     if isinstance(exc, OSError) and not isinstance(exc, anyio.BrokenResourceError):
         return exc
     return ConnectionResetError(errno.ECONNRESET, os.strerror(errno.ECONNRESET))
+
+
+def hold_reads(stream: anyio.abc.ByteStream) -> None:
+    """Read nothing from ``stream`` until it is asked to (``receive()``).
+
+    anyio's TCP streams on its asyncio backend sit on an asyncio transport that
+    reads as soon as it is made and pauses only once ``receive()`` was called:
+    a peer could fill memory before the first ``recv()``.  There is no public
+    way to start it paused, so this pauses anyio's transport (a private
+    attribute, looked up defensively); trio and Unix streams read only when
+    asked already.
+    """
+    transport = getattr(stream, "_transport", None)
+    pause = getattr(transport, "pause_reading", None)
+    if pause is not None and not transport.is_closing():  # type: ignore[union-attr]
+        pause()
 
 
 def _writes(parts: List[Buffer]) -> Iterator[Buffer]:
@@ -231,6 +249,7 @@ class Connection:
                 set a serializer).
         """
         self._check_writable()
+        await anyio.lowlevel.checkpoint_if_cancelled()  # cancelled: nothing is sent
         core = self._core
         core.write(payload, prefix)
         if not core.coalescing or core.bytes_out - self._flushed_out >= DEFAULT_READ_SIZE:
@@ -245,6 +264,7 @@ class Connection:
             As :meth:`send`; nothing is sent if any payload cannot be framed.
         """
         self._check_writable()
+        await anyio.lowlevel.checkpoint_if_cancelled()
         self._core.write_many(payloads, prefix)
         await self._flush(CLOSE_TIMEOUT)
 

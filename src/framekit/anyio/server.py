@@ -83,7 +83,7 @@ from ..core.options import (
 )
 from ..errors import ConnectionClosed, FramingError
 from ..serializers import Serializer
-from .connection import Connection
+from .connection import Connection, hold_reads
 from .datagram import DatagramEndpoint, open_datagram
 
 if sys.version_info < (3, 11):  # pragma: no cover - anyio depends on the backport there
@@ -187,6 +187,7 @@ class Server:
                 )
                 await anyio.aclose_forcefully(stream)
                 continue
+            hold_reads(stream)
             self._admitted += 1
             handlers.start_soon(self._connection, stream, name)
 
