@@ -81,6 +81,10 @@ _QUICK_E2E = (
     "readexactly-uvloop",
     "raw-asyncio",
     "raw-asyncio-uvloop",
+    "anyio",
+    "anyio-trio",
+    "receive-exactly",
+    "receive-exactly-trio",
     RAW,
 )
 

@@ -76,6 +76,10 @@ TARGETS: Tuple[Target, ...] = (
     Target("e2e-tcp/65536", "asyncio", "raw-recv-into", 0.9),
     Target("e2e-tcp/65536", "asyncio-uvloop", "raw-recv-into", 0.9),
     Target("e2e-unix/65536", "blocking", "raw-recv-into", 0.9),
+    # framekit anyio against the hand-written loop anyio users write today
+    # (BufferedByteReceiveStream.receive_exactly), on each of anyio's backends.
+    Target("e2e-tcp/64", "anyio", "receive-exactly", 3.0),
+    Target("e2e-tcp/64", "anyio-trio", "receive-exactly-trio", 3.0),
 )
 
 
