@@ -3,6 +3,7 @@ handshakes, and a shutdown that leaves no task, fd or socket file behind."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -216,5 +217,49 @@ def test_tls_handshake_timeout(
                 await conn.send(b"late but served")
                 assert await recv_all(conn, 1) == [b"late but served"]
         assert "the TLS handshake took more than 0.2 s" in caplog.text
+
+    run(main)
+
+
+def test_accept_backs_off_when_out_of_fds(run: Runner, caplog: pytest.LogCaptureFixture) -> None:
+    """EMFILE from accept() is logged and retried; the server goes on serving."""
+
+    async def main() -> None:
+        server = await fan.serve("tcp://127.0.0.1:0", echo)
+        listener = server._listener
+        assert listener is not None
+        real_accept = listener.accept
+        failures = [OSError(errno.EMFILE, "Too many open files")] * 3
+
+        async def accept() -> Any:
+            if failures:
+                raise failures.pop()
+            return await real_accept()
+
+        listener.accept = accept  # type: ignore[method-assign]
+        async with server, await fan.connect(server.address) as conn:
+            await conn.send(b"served after the back-off")
+            assert await recv_all(conn, 1) == [b"served after the back-off"]
+        assert caplog.text.count("cannot accept a connection") == 3
+
+    run(main)
+
+
+def test_concurrent_senders_each_frame_whole(run: Runner) -> None:
+    async def main() -> None:
+        server = await fan.serve("tcp://127.0.0.1:0", echo)
+        async with server, await fan.connect(server.address) as conn:
+
+            async def sender(n: int) -> None:
+                for i in range(20):
+                    await conn.send(bytes([n]) * (1000 + 5000 * i))
+
+            async with anyio.create_task_group() as tg:
+                for n in range(5):
+                    tg.start_soon(sender, n)
+                got = await recv_all(conn, 100)
+            for frame in got:
+                assert frame == frame[:1] * len(frame)
+            assert sorted(len(f) for f in got) == sorted([1000 + 5000 * i for i in range(20)] * 5)
 
     run(main)
