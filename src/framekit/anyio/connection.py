@@ -44,8 +44,8 @@ peer never waits for a reply.  Otherwise a send is written at once.  Payloads
 of ``VECTORED_MIN_SIZE`` or more are written on their own, without a copy;
 smaller buffers are joined into one write.
 
-*A frame goes out whole or not at all.*  A ``send()`` in a cancelled scope
-raises before encoding anything.  A byte stream cancelled in the middle
+*A frame goes out whole or not at all.*  A ``send()`` that would write, in a
+cancelled scope, raises before encoding anything.  A byte stream cancelled in the middle
 of a write may have written part of it (trio's ``send_all``, Unix sockets), and
 a ``TLSStream`` cancelled there is broken for good.  So the write of what the
 core handed over is shielded from cancellation: a ``send()`` cancelled by a
@@ -249,11 +249,15 @@ class Connection:
                 set a serializer).
         """
         self._check_writable()
-        await anyio.lowlevel.checkpoint_if_cancelled()  # cancelled: nothing is sent
         core = self._core
-        core.write(payload, prefix)
-        if not core.coalescing or core.bytes_out - self._flushed_out >= DEFAULT_READ_SIZE:
-            await self._flush(CLOSE_TIMEOUT)
+        if core.coalescing:  # a reply to a batch: held back, no await (as recv() there)
+            core.write(payload, prefix)
+            if core.bytes_out - self._flushed_out < DEFAULT_READ_SIZE:
+                return
+        else:
+            await anyio.lowlevel.checkpoint_if_cancelled()  # cancelled: nothing is sent
+            core.write(payload, prefix)
+        await self._flush(CLOSE_TIMEOUT)
 
     async def send_many(self, payloads: Iterable[Any], *, prefix: Optional[Buffer] = None) -> None:
         """Send several frames with one write.
