@@ -45,9 +45,9 @@ of ``VECTORED_MIN_SIZE`` or more are written on their own, without a copy;
 smaller buffers are joined into one write.
 
 *A frame goes out whole or not at all.*  A ``send()`` that would write, in a
-cancelled scope, raises before encoding anything.  A byte stream cancelled in the middle
-of a write may have written part of it (trio's ``send_all``, Unix sockets), and
-a ``TLSStream`` cancelled there is broken for good.  So the write of what the
+cancelled scope, raises before encoding anything.  A byte stream cancelled in
+the middle of a write may have written part of it (trio's ``send_all``, Unix
+sockets), and a ``TLSStream`` cancelled there is broken for good.  So the write of what the
 core handed over is shielded from cancellation: a ``send()`` cancelled by a
 deadline finishes the frames it started, for at most ``CLOSE_TIMEOUT`` seconds
 after that deadline, and if it cannot, the connection is aborted (the peer sees
