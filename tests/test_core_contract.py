@@ -220,6 +220,53 @@ def asyncio_stream(log: Log, codec: Any, serializer: Any) -> List[Any]:
     return seen
 
 
+def anyio_stream(backend: str) -> Callable[[Log, Any, Any], List[Any]]:
+    """The exchange against framekit.anyio.serve on anyio's ``backend``."""
+
+    def exchange(log: Log, codec: Any, serializer: Any) -> List[Any]:
+        import anyio
+
+        import framekit.anyio as fan
+
+        seen: List[Any] = []
+
+        async def main() -> None:
+            done = anyio.Event()
+
+            async def handler(conn: Any) -> None:
+                try:
+                    while True:
+                        try:
+                            result = ("message", await conn.recv())
+                        except (framekit.FramingError, framekit.SerializationError) as exc:
+                            result = ("raised", type(exc).__name__)
+                        except framekit.ConnectionClosed:
+                            return
+                        seen.append(result)
+                        if result[0] == "message":
+                            await conn.send(result[1])
+                finally:
+                    done.set()
+
+            with anyio.fail_after(TIMEOUT):
+                server = await fan.serve("tcp://127.0.0.1:0", handler, codec, serializer=serializer)
+                async with server:
+                    addr = parse_address(server.address)
+                    raw = await anyio.connect_tcp(addr.host or "", addr.port or 0)
+                    await raw.send(wire())
+                    expected = len(replies())
+                    got = 0
+                    while got < expected:
+                        got += len(await raw.receive())
+                    await raw.aclose()
+                    await done.wait()
+
+        anyio.run(main, backend=backend)
+        return seen
+
+    return exchange
+
+
 # -- datagram transports -------------------------------------------------------------
 
 
@@ -273,8 +320,51 @@ def asyncio_datagram_exchange(log: Log, codec: Any, serializer: Any) -> List[Any
     return seen
 
 
-STREAMS = {"blocking": blocking_stream, "asyncio": asyncio_stream}
-DATAGRAMS = {"blocking": blocking_datagram_exchange, "asyncio": asyncio_datagram_exchange}
+def anyio_datagram_exchange(backend: str) -> Callable[[Log, Any, Any], List[Any]]:
+    """The exchange against a framekit.anyio datagram endpoint on anyio's ``backend``."""
+
+    def exchange(log: Log, codec: Any, serializer: Any) -> List[Any]:
+        import anyio
+
+        import framekit.anyio as fan
+
+        seen: List[Any] = []
+
+        async def main() -> None:
+            with anyio.fail_after(TIMEOUT):
+                endpoint = await fan.open_datagram(
+                    "udp://127.0.0.1:0", codec=codec, serializer=serializer
+                )
+                async with endpoint:
+                    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+                        for datagram in datagrams():
+                            client.sendto(datagram, endpoint.local_address)
+                            try:
+                                message, _ = await endpoint.recvfrom()
+                            except (framekit.FramingError, framekit.SerializationError) as exc:
+                                seen.append(("raised", type(exc).__name__))
+                                continue
+                            seen.append(("message", message))
+                            await endpoint.sendto(message, client.getsockname())
+
+        anyio.run(main, backend=backend)
+        return seen
+
+    return exchange
+
+
+STREAMS = {
+    "blocking": blocking_stream,
+    "asyncio": asyncio_stream,
+    "anyio-asyncio": anyio_stream("asyncio"),
+    "anyio-trio": anyio_stream("trio"),
+}
+DATAGRAMS = {
+    "blocking": blocking_datagram_exchange,
+    "asyncio": asyncio_datagram_exchange,
+    "anyio-asyncio": anyio_datagram_exchange("asyncio"),
+    "anyio-trio": anyio_datagram_exchange("trio"),
+}
 
 
 def run(exchange: Callable[[Log, Any, Any], List[Any]]) -> Tuple[List[Any], List[Any]]:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Tuple
 import pytest
 
 import framekit
+import framekit.anyio as fan
 import framekit.asyncio as fa
 from framekit.core import options
 
@@ -117,6 +118,9 @@ ENTRY_POINTS: Dict[str, Tuple[Callable[..., Any], Callable[[], List[Any]]]] = {
     "framekit.asyncio.serve": (fa.serve, lambda: ["tcp://127.0.0.1:0", _echo]),
     "framekit.asyncio.open_datagram": (fa.open_datagram, lambda: ["udp://127.0.0.1:0"]),
     "framekit.asyncio.FramedProtocol": (fa.FramedProtocol, lambda: []),
+    "framekit.anyio.connect": (fan.connect, lambda: ["tcp://127.0.0.1:1"]),
+    "framekit.anyio.serve": (fan.serve, lambda: ["tcp://127.0.0.1:0", _echo]),
+    "framekit.anyio.open_datagram": (fan.open_datagram, lambda: ["udp://127.0.0.1:0"]),
 }
 
 
@@ -168,8 +172,8 @@ def test_every_entry_point_refuses_the_same_way(
     assert str(info.value) == message
 
 
-def test_every_argument_is_tried_on_both_transports() -> None:
-    """The table is not vacuous: each argument that both transports take is tried on both."""
+def test_every_argument_is_tried_on_every_transport() -> None:
+    """The table is not vacuous: each argument that every transport takes is tried on each."""
     tried: Dict[str, set] = {}
     for name, (func, _) in ENTRY_POINTS.items():
         params = inspect.signature(func).parameters
@@ -179,16 +183,18 @@ def test_every_argument_is_tried_on_both_transports() -> None:
     for arg in ("codec", "serializer", "max_connections", "max_datagram_size", "idle_timeout"):
         assert {"asyncio", "connect", "serve"} & tried[arg], arg
         assert "asyncio" in tried[arg], arg
-        assert tried[arg] - {"asyncio"}, arg
+        assert "anyio" in tried[arg], arg
+        assert tried[arg] - {"asyncio", "anyio"}, arg
 
 
-SERVERS = ("framekit.serve", "framekit.Server", "framekit.asyncio.serve")
+SERVERS = ("framekit.serve", "framekit.Server", "framekit.asyncio.serve", "framekit.anyio.serve")
 
 
 @pytest.mark.parametrize("role", ["servers", "clients"])
 def test_transports_share_their_defaults(role: str) -> None:
     """The same parameter has the same default in every server entry point, and in
-    every client one, blocking or asyncio (clients have no frame_timeout by default)."""
+    every client one, blocking, asyncio or anyio (clients have no frame_timeout by
+    default)."""
     defaults: Dict[str, set] = {}
     for name, (func, _) in ENTRY_POINTS.items():
         if (name in SERVERS) != (role == "servers"):

@@ -1,6 +1,7 @@
 """Every transport x every codec x a serializer: one short exchange per combination.
 
-Transports (blocking and asyncio) x schemes (tcp, tls, unix, udp, unixgram) x
+Transports (blocking, asyncio, and anyio on each of its backends, asyncio and
+trio) x schemes (tcp, tls, unix, udp, unixgram) x
 codecs (LengthPrefixed of both backends, Delimited, Netstring, and SLIP, a
 codec this file defines on the public bases) with ``serializer=JSON``.  Each
 exchange sends an object, a raw frame that is not JSON, and another object to
@@ -159,6 +160,47 @@ def asyncio_exchange(address: str, codec: Any, contexts: Contexts) -> List[Any]:
     return asyncio.run(asyncio.wait_for(_asyncio_exchange(address, codec, contexts), TIMEOUT))
 
 
+async def _anyio_exchange(address: str, codec: Any, contexts: Contexts) -> List[Any]:
+    import anyio
+
+    import framekit.anyio
+
+    server_ssl, client_ssl = contexts
+    datagram = address.startswith(("udp", "unixgram"))
+    handler = echo_endpoint if datagram else echo_connection
+    got: List[Any] = []
+    with anyio.fail_after(TIMEOUT):
+        server = await framekit.anyio.serve(address, handler, codec, ssl=server_ssl)
+        async with server:
+            conn = await framekit.anyio.connect(
+                server.address, codec, ssl=client_ssl, serializer=JSON
+            )
+            async with conn:
+                await conn.send(FIRST)
+                got.append(await conn.recv())
+                conn.serializer = None  # the raw bad frame goes out as it is
+                await conn.send(BAD)
+                conn.serializer = JSON
+                with pytest.raises(SerializationError) as info:
+                    await conn.recv()
+                got.append(info.value.frame)
+                await conn.send(SECOND)
+                got.append(await conn.recv())
+    return got
+
+
+def anyio_exchange(backend: str) -> Callable[[str, Any, Contexts], List[Any]]:
+    """Run the exchange with framekit.anyio.serve/connect on anyio's ``backend``."""
+
+    def exchange(address: str, codec: Any, contexts: Contexts) -> List[Any]:
+        import anyio
+
+        result: List[Any] = anyio.run(_anyio_exchange, address, codec, contexts, backend=backend)
+        return result
+
+    return exchange
+
+
 def toy_exchange(codec: Any) -> List[Any]:
     """The exchange over the toy transport of tests/toy_transport.py (a socketpair)."""
     a, b = socket.socketpair()
@@ -188,7 +230,12 @@ def toy_exchange(codec: Any) -> List[Any]:
     return got
 
 
-EXCHANGES = {"blocking": blocking_exchange, "asyncio": asyncio_exchange}
+EXCHANGES = {
+    "blocking": blocking_exchange,
+    "asyncio": asyncio_exchange,
+    "anyio-asyncio": anyio_exchange("asyncio"),
+    "anyio-trio": anyio_exchange("trio"),
+}
 
 
 def run(mode: str, scheme: str, codec: Any, sock_dir: str, request: pytest.FixtureRequest) -> None:

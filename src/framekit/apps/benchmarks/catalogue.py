@@ -119,6 +119,10 @@ _QUICK_E2E = (
     "readexactly-uvloop",
     "raw-asyncio",
     "raw-asyncio-uvloop",
+    "anyio",
+    "anyio-trio",
+    "receive-exactly",
+    "receive-exactly-trio",
     RAW,
 )
 _QUICK_SERVER = ("blocking", "asyncio-uvloop", NETTY, FLOOR)

@@ -18,7 +18,13 @@ Receivers:
 * the same without framing on asyncio (a ``BufferedProtocol`` that counts
   bytes, on both loops): what the event loop itself costs, so that the gap
   between framekit's asyncio transport and the limit can be told apart from
-  the gap between asyncio and a blocking loop.
+  the gap between asyncio and a blocking loop;
+* framekit's anyio transport and the hand-written anyio loop it replaces
+  (``BufferedByteReceiveStream.receive_exactly``: 4 bytes, then ``n``), each on
+  both of anyio's backends, asyncio and trio.  Each run is one ``anyio.run()``,
+  so both pay for starting and stopping the event loop inside the timer (well
+  under a millisecond, the same for both; a blocking portal kept outside the
+  timer would leave a thread behind whenever a front-end skips the teardown).
 
 Every receiver handles a frame the way the simplest real handler would: it
 counts it (a run returns the count, checked after every timed run), or, in the
@@ -371,6 +377,77 @@ def _make_framekit_asyncio(loop_kind: str) -> Callable[[EndToEndWorkload, bool],
     return make
 
 
+# --- anyio receivers ------------------------------------------------------------
+
+
+def _anyio_run(w: EndToEndWorkload, backend: str, main: Callable[[], Awaitable[Any]]) -> _Run:
+    """A :class:`_Run` whose receive is ``anyio.run(main)`` on ``backend``."""
+    run = importlib.import_module("anyio").run
+    return _Run(w, lambda: run(main, backend=backend))
+
+
+async def _open_anyio_stream(w: EndToEndWorkload) -> Any:
+    anyio = importlib.import_module("anyio")
+    addr = parse_address(w.address)
+    if addr.is_unix:
+        return await anyio.connect_unix(addr.path)
+    return await anyio.connect_tcp(addr.host, addr.port)
+
+
+def _make_receive_exactly(backend: str) -> Callable[[EndToEndWorkload, bool], _Run]:
+    def make(w: EndToEndWorkload, keep: bool) -> _Run:
+        anyio = importlib.import_module("anyio")
+        buffered = importlib.import_module("anyio.streams.buffered")
+
+        async def receive() -> Any:
+            frames: Optional[List[bytes]] = [] if keep else None
+            count = 0
+            stream = await _open_anyio_stream(w)
+            try:
+                reader = buffered.BufferedByteReceiveStream(stream)
+                receive_exactly = reader.receive_exactly
+                while True:
+                    try:
+                        header = await receive_exactly(4)
+                    except anyio.IncompleteRead:
+                        if reader.buffer:
+                            raise
+                        break
+                    payload = await receive_exactly(_unpack(header)[0])
+                    count += 1
+                    if frames is not None:
+                        frames.append(payload)
+            finally:
+                await stream.aclose()
+            return count if frames is None else frames
+
+        return _anyio_run(w, backend, receive)
+
+    return make
+
+
+def _make_framekit_anyio(backend: str) -> Callable[[EndToEndWorkload, bool], _Run]:
+    def make(w: EndToEndWorkload, keep: bool) -> _Run:
+        fk_anyio = importlib.import_module("framekit.anyio")
+        codec = importlib.import_module("framekit._speedups").LengthPrefixed(4)
+
+        async def receive() -> Any:
+            conn = await fk_anyio.connect(w.address, codec)
+            try:
+                if keep:
+                    return [frame async for frame in conn]
+                count = 0
+                async for _ in conn:
+                    count += 1
+                return count
+            finally:
+                await conn.aclose()
+
+        return _anyio_run(w, backend, receive)
+
+    return make
+
+
 def receiver_contestants() -> List[Contestant]:
     """Every end-to-end receiver (those whose modules are missing are skipped)."""
     return [
@@ -423,6 +500,34 @@ def receiver_contestants() -> List[Contestant]:
             ROLE_PEER,
             _make_raw_asyncio("uvloop"),
             needs=("uvloop",),
+        ),
+        Contestant(
+            "anyio",
+            "framekit anyio (asyncio)",
+            ROLE_FRAMEKIT,
+            _make_framekit_anyio("asyncio"),
+            needs=("framekit.anyio:connect", "framekit._speedups"),
+        ),
+        Contestant(
+            "anyio-trio",
+            "framekit anyio (trio)",
+            ROLE_FRAMEKIT,
+            _make_framekit_anyio("trio"),
+            needs=("framekit.anyio:connect", "framekit._speedups", "trio"),
+        ),
+        Contestant(
+            "receive-exactly",
+            "anyio receive_exactly (asyncio)",
+            ROLE_PEER,
+            _make_receive_exactly("asyncio"),
+            needs=("anyio.streams.buffered",),
+        ),
+        Contestant(
+            "receive-exactly-trio",
+            "anyio receive_exactly (trio)",
+            ROLE_PEER,
+            _make_receive_exactly("trio"),
+            needs=("anyio.streams.buffered", "trio"),
         ),
         Contestant(RAW, "raw recv_into (no framing)", ROLE_FLOOR, _make_raw),
     ]

@@ -130,6 +130,10 @@ TARGETS: Tuple[Target, ...] = (
     Target("lines-64k-stream/16", "cython", "twisted", 20.0),
     Target("netstring-64k-stream/16", "cython", "python", 10.0),
     Target("delimited-64k-stream/16", "cython", "python", 10.0),
+    # framekit anyio against the hand-written loop anyio users write today
+    # (BufferedByteReceiveStream.receive_exactly), on each of anyio's backends.
+    Target("e2e-tcp/64", "anyio", "receive-exactly", 3.0),
+    Target("e2e-tcp/64", "anyio-trio", "receive-exactly-trio", 3.0),
 )
 
 
