@@ -28,15 +28,10 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
 
-from .._sockets import connect_error, host_port, tls_context
-from ..addresses import Address, AddressLike, parse_address
+from .._sockets import connect_error, host_port
+from ..addresses import Address, AddressLike
 from ..codecs.interface import Codec
-from ..core.options import (
-    check_max_datagram_size,
-    check_serializer,
-    check_timeout,
-    make_codec,
-)
+from ..core.options import client_settings
 from ..serializers import Serializer
 from .connection import Connection, hold_reads
 from .datagram import DatagramEndpoint, open_datagram
@@ -135,21 +130,24 @@ async def connect(
         OSError: the connection failed (refused, no such file, TLS
             failure...); the message names the address and the likely cause.
     """
-    addr = parse_address(address)
-    codec = make_codec(codec)
-    check_serializer(serializer)
-    check_max_datagram_size(max_datagram_size)
-    idle_timeout = check_timeout("idle_timeout", idle_timeout)
-    frame_timeout = check_timeout("frame_timeout", frame_timeout)
-    context = tls_context(addr, ssl, server_side=False)
+    settings = client_settings(
+        address,
+        codec,
+        ssl=ssl,
+        serializer=serializer,
+        max_datagram_size=max_datagram_size,
+        idle_timeout=idle_timeout,
+        frame_timeout=frame_timeout,
+        max_stream_size=None,
+    )
+    addr, codec, context = settings.address, settings.codec, settings.ssl
     if addr.is_datagram:
-        if idle_timeout is not None or frame_timeout is not None:
-            raise ValueError(f"idle_timeout and frame_timeout are for streams, not {addr.url()}")
         return await open_datagram(
-            remote=addr, codec=codec, serializer=serializer, max_datagram_size=max_datagram_size
+            remote=addr,
+            codec=codec,
+            serializer=settings.serializer,
+            max_datagram_size=settings.max_datagram_size,
         )
-    if max_datagram_size is not None:
-        raise ValueError(f"max_datagram_size is for udp:// and unixgram://, not {addr.url()}")
     stream: anyio.abc.ByteStream = await _open_stream(addr)
     if context is not None:
         assert isinstance(stream, anyio.abc.SocketStream)
@@ -157,7 +155,7 @@ async def connect(
     return Connection(
         stream,
         codec,
-        serializer=serializer,
-        idle_timeout=idle_timeout,
-        frame_timeout=frame_timeout,
+        serializer=settings.serializer,
+        idle_timeout=settings.idle_timeout,
+        frame_timeout=settings.frame_timeout,
     )

@@ -86,6 +86,7 @@ import anyio.lowlevel
 from anyio.abc import SocketAttribute
 
 from ..codecs.interface import Buffer, Codec
+from ..core.api import StreamAPI
 from ..core.options import (
     CLOSE_TIMEOUT,
     DEFAULT_READ_SIZE,
@@ -142,7 +143,7 @@ def _writes(parts: List[Buffer]) -> Iterator[Buffer]:
         yield small[0] if len(small) == 1 else b"".join(small)
 
 
-class Connection:
+class Connection(StreamAPI):
     """A framed connection over an anyio byte stream (TCP, TLS, Unix, or any ``ByteStream``).
 
     Made by :func:`framekit.anyio.connect` and by servers (see
@@ -196,25 +197,6 @@ class Connection:
         self._write_error: Optional[BaseException] = None
 
     # -- what it is ------------------------------------------------------------
-
-    @property
-    def codec(self) -> Codec:
-        """The codec in use (see :meth:`switch_codec`)."""
-        return self._core.codec
-
-    @property
-    def serializer(self) -> Optional[Serializer]:
-        """The serializer in use, or None; may be replaced at any time."""
-        return self._core.serializer
-
-    @serializer.setter
-    def serializer(self, serializer: Optional[Serializer]) -> None:
-        self._core.serializer = check_serializer(serializer)
-
-    @property
-    def core(self) -> StreamCore:
-        """The sans-IO connection core (documented internal: counters, queue state)."""
-        return self._core
 
     # -- sending --------------------------------------------------------------
 
@@ -426,30 +408,6 @@ class Connection:
                     await self._next_batch()
                 except ConnectionClosed:
                     return
-
-    def switch_codec(self, codec: Codec) -> None:
-        """Decode with ``codec`` from the frame after the last one returned.
-
-        Messages already decoded but not returned yet, and bytes still
-        buffered, are decoded again by the new codec: nothing is lost and
-        nothing is decoded twice.  Encoding uses the new codec too.
-
-        Raises:
-            TypeError: ``codec`` is not a codec, or the current codec cannot
-                hand back the bytes it holds (see :class:`framekit.Decoder`).
-            ValueError: the current decoder cannot go back to that point.
-        """
-        self._core.switch_codec(make_codec(codec))
-
-    @property
-    def queued_frames(self) -> int:
-        """Decoded messages waiting for ``recv()``."""
-        return self._core.queued_frames
-
-    @property
-    def queued_bytes(self) -> int:
-        """Bytes waiting for ``recv()``: held back, or in partial frames."""
-        return self._core.queued_bytes
 
     # -- addresses ------------------------------------------------------------
 

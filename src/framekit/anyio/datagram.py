@@ -46,7 +46,8 @@ import anyio.lowlevel
 from .._sockets import DEFAULT_UNIX_MODE, UnixFile, bind_socket, connect_socket
 from ..addresses import Address, AddressLike, parse_address
 from ..codecs.interface import Buffer, Codec
-from ..core.datagram import DatagramCore, sockaddr_of
+from ..core.api import DatagramAPI
+from ..core.datagram import DatagramCore, same_peer, sockaddr_of
 from ..core.options import (
     check_max_datagram_size,
     check_serializer,
@@ -59,13 +60,7 @@ from ..serializers import Serializer
 __all__ = ["DatagramEndpoint", "open_datagram"]
 
 
-def _same_peer(sockaddr: Any, remote: Any) -> bool:
-    if isinstance(sockaddr, tuple) and isinstance(remote, tuple):
-        return sockaddr[:2] == remote[:2]  # IPv6 adds flow info and scope id
-    return bool(remote is not None and sockaddr == remote)
-
-
-class DatagramEndpoint:
+class DatagramEndpoint(DatagramAPI):
     """A framed datagram socket: ``send``/``sendto``, ``recv``/``recvfrom``.
 
     Made by :func:`open_datagram`, by :func:`framekit.anyio.connect` for
@@ -111,30 +106,6 @@ class DatagramEndpoint:
         except OSError:
             self._remote = None
 
-    @property
-    def codec(self) -> Codec:
-        """The codec of every datagram."""
-        return self._core.codec
-
-    @property
-    def serializer(self) -> Optional[Serializer]:
-        """The serializer in use, or None; may be replaced at any time."""
-        return self._core.serializer
-
-    @serializer.setter
-    def serializer(self, serializer: Optional[Serializer]) -> None:
-        self._core.serializer = check_serializer(serializer)
-
-    @property
-    def max_datagram_size(self) -> int:
-        """The largest datagram sent or accepted."""
-        return self._core.max_datagram_size
-
-    @property
-    def core(self) -> DatagramCore:
-        """The sans-IO datagram core (documented internal: counters, queue state)."""
-        return self._core
-
     # -- sending --------------------------------------------------------------
 
     async def _sendto(self, datagrams: Iterable[bytes], address: Any) -> None:
@@ -145,7 +116,7 @@ class DatagramEndpoint:
                 errno.EDESTADDRREQ, "the endpoint is not connected: use sendto(payload, address)"
             )
         sockaddr = None if address is None else sockaddr_of(address)
-        if sockaddr is not None and _same_peer(sockaddr, self._remote):
+        if sockaddr is not None and same_peer(sockaddr, self._remote):
             sockaddr = None  # a connected socket takes no address
         sock = self.socket
         sent = False
@@ -277,16 +248,6 @@ class DatagramEndpoint:
             return await self.recv()
         except ConnectionClosed:
             raise StopAsyncIteration from None
-
-    @property
-    def dropped(self) -> int:
-        """Datagrams dropped by the core (always 0 here: the kernel drops them)."""
-        return self._core.dropped
-
-    @property
-    def queued_frames(self) -> int:
-        """Decoded frames waiting for ``recv()``."""
-        return self._core.queued_frames
 
     # -- addresses ------------------------------------------------------------
 

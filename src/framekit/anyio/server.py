@@ -22,13 +22,16 @@ connection or a timeout at WARNING (one line, no traceback: the client
 misbehaved, not the server), and any other exception from the handler at
 ERROR with its traceback.  Cancellation is never swallowed.
 
-**max_connections** counts connections from ``accept()`` on, TLS handshakes
-included, so stalled handshakes hold no more slots (and fds) than the bound,
-each for at most ``handshake_timeout``.  Above it a connection is accepted,
-logged at WARNING and closed at once: the client sees a clean close rather
-than a hang in the backlog, as with the other servers.  An ``accept()`` that
-fails for lack of resources (``EMFILE``...) is logged and retried after a
-short pause, while the connections already accepted go on being served.
+**Admission** follows the rules every server shares
+(:mod:`framekit.core.admission`): above ``max_connections`` a connection is
+accepted, logged at WARNING (at most once a second, with a count) and closed
+at once, so the client sees a clean close rather than a hang in the backlog;
+an ``accept()`` that fails for lack of resources (``EMFILE``...) is logged and
+retried after a short pause, while the connections already accepted go on
+being served.  Here the slots count connections from ``accept()`` on, TLS
+handshakes included, each for at most ``handshake_timeout``.  The memory
+budget (``max_buffered_bytes``) is the other servers' too
+(:mod:`framekit.core.budget`).
 
 **TLS** is anyio's ``TLSStream``, wrapped in the connection's own task (a slow
 client delays nobody) under ``handshake_timeout``.  As on the other
@@ -68,20 +71,20 @@ from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSStream
 
 from .._sockets import DEFAULT_UNIX_MODE, UnixFile, bind_socket, bound_address, peer_name
-from .._sockets import tls_context as _tls_context
-from ..addresses import Address, AddressLike, address_from_sockaddr, parse_address
+from ..addresses import AddressLike, address_from_sockaddr
 from ..codecs.interface import Codec
+from ..core.admission import ACCEPT_BACKOFF, Admission
+from ..core.budget import MemoryBudget
+from ..core.datagram import peer_fault
 from ..core.options import (
     DEFAULT_BACKLOG,
+    DEFAULT_MAX_BUFFERED_BYTES,
     FRAME_TIMEOUT,
     HANDSHAKE_TIMEOUT,
-    check_max_connections,
-    check_max_datagram_size,
-    check_serializer,
-    check_timeout,
-    make_codec,
+    ServerSettings,
+    server_settings,
 )
-from ..errors import ConnectionClosed, FramingError
+from ..core.outcome import ending
 from ..serializers import Serializer
 from .connection import Connection, hold_reads
 from .datagram import DatagramEndpoint, open_datagram
@@ -99,9 +102,6 @@ Handler = Callable[[Any], Awaitable[Any]]
 
 Peer = Union[Connection, DatagramEndpoint]
 
-#: Pause after accept() fails for lack of resources (EMFILE...), so the loop
-#: does not spin on a listening socket that stays readable.
-_ACCEPT_BACKOFF = 0.1
 #: accept() errors that concern one client only (it gave up): accept the next.
 _CLIENT_GAVE_UP = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM}
 
@@ -114,28 +114,14 @@ class Server:
     :meth:`close` (then :meth:`wait_closed`), or ``await server.aclose()``.
     """
 
-    def __init__(
-        self,
-        address: Address,
-        handler: Handler,
-        codec: Codec,
-        *,
-        ssl: Optional[_ssl.SSLContext],
-        serializer: Optional[Serializer],
-        max_connections: Optional[int],
-        handshake_timeout: Optional[float],
-        idle_timeout: Optional[float],
-        frame_timeout: Optional[float],
-    ) -> None:
-        self._requested = address
+    def __init__(self, settings: ServerSettings, handler: Handler) -> None:
+        self._settings = settings
+        self._requested = settings.address
         self._handler = handler
-        self._codec = codec
-        self._ssl = ssl
-        self._serializer = serializer
-        self._max_connections = max_connections
-        self._handshake_timeout = handshake_timeout
-        self._idle_timeout = idle_timeout
-        self._frame_timeout = frame_timeout
+        self._ssl = settings.ssl
+        self._admission = Admission(settings.max_connections)
+        limit = settings.max_buffered_bytes
+        self._budget = None if limit is None else MemoryBudget(limit)
         self._listener: Optional[anyio.abc.SocketListener] = None
         self._endpoint: Optional[DatagramEndpoint] = None
         self._unix_file: Optional[UnixFile] = None
@@ -147,7 +133,6 @@ class Server:
         self._started = False
         self._closing = False
         self._peers: Set[Peer] = set()
-        self._admitted = 0  # connections counted against max_connections
 
     # -- serving ----------------------------------------------------------------
 
@@ -175,20 +160,35 @@ class Server:
             except OSError as exc:
                 if exc.errno in _CLIENT_GAVE_UP:
                     continue
-                logger.error("%s: cannot accept a connection: %s", self._address, exc)
-                await anyio.sleep(_ACCEPT_BACKOFF)
+                if Admission.out_of_resources(exc):
+                    logger.warning(
+                        "server %s: cannot accept connections for now: %s; serving the "
+                        "others, retrying in %.1f s",
+                        self._address,
+                        exc.strerror or exc,
+                        ACCEPT_BACKOFF,
+                    )
+                else:
+                    logger.error("server %s: cannot accept a connection: %s", self._address, exc)
+                await anyio.sleep(ACCEPT_BACKOFF)
                 continue
             sockaddr = stream.extra(SocketAttribute.remote_address, None)
             name = f"connection from {peer_name(self._requested.scheme, sockaddr)}"
-            limit = self._max_connections
-            if limit is not None and self._admitted >= limit:
-                logger.warning(
-                    "%s: refusing %s: max_connections (%d) reached", self._address, name, limit
-                )
+            if not self._admission.take_slot():
+                count = self._admission.refused()
+                if count is not None:
+                    logger.warning(
+                        "server %s: refusing %s: max_connections (%d) reached%s",
+                        self._address,
+                        name,
+                        self._admission.max_connections,
+                        f" ({count - 1} more refused since the last such line)"
+                        if count > 1
+                        else "",
+                    )
                 await anyio.aclose_forcefully(stream)
                 continue
             hold_reads(stream)
-            self._admitted += 1
             handlers.start_soon(self._connection, stream, name)
 
     async def _connection(self, stream: anyio.abc.ByteStream, name: str) -> None:
@@ -198,22 +198,24 @@ class Server:
                 if tls is None:
                     return
                 stream = tls
+            settings = self._settings
             conn = Connection(
                 stream,
-                self._codec,
-                serializer=self._serializer,
-                idle_timeout=self._idle_timeout,
-                frame_timeout=self._frame_timeout,
+                settings.codec,
+                serializer=settings.serializer,
+                idle_timeout=settings.idle_timeout,
+                frame_timeout=settings.frame_timeout,
             )
+            conn.core.set_budget(self._budget)
             await self._run(conn, name)
         finally:
-            self._admitted -= 1
+            self._admission.release_slot()
 
     async def _handshake(
         self, stream: anyio.abc.ByteStream, context: _ssl.SSLContext, name: str
     ) -> Optional[TLSStream]:
         """The TLS handshake, bounded; None (logged, closed) if it failed."""
-        limit = self._handshake_timeout
+        limit = self._settings.handshake_timeout
         try:
             with anyio.move_on_after(math.inf if limit is None else limit):
                 return await TLSStream.wrap(
@@ -241,29 +243,23 @@ class Server:
         """Run the handler on ``peer``; log how it ended; close it."""
         self._peers.add(peer)
         cancelled = False
+        ended: Optional[BaseException] = None
         try:
             if peer is self._endpoint:
                 await self._serve_datagrams(peer)
             else:
                 await self._handler(peer)
-            logger.debug("%s: %s: handler done", self._address, name)
-        except ConnectionClosed:
-            logger.debug("%s: %s closed", self._address, name)
         except anyio.get_cancelled_exc_class():
             cancelled = True
-            logger.debug("%s: %s: handler cancelled", self._address, name)
+            logger.debug("server %s: %s: handler cancelled", self._address, name)
             raise
-        except FramingError as exc:
-            logger.warning(
-                "%s: closing %s: bad input: %s: %s", self._address, name, type(exc).__name__, exc
-            )
-        except (ConnectionError, _ssl.SSLError) as exc:
-            logger.warning("%s: %s lost: %s: %s", self._address, name, type(exc).__name__, exc)
-        except TimeoutError as exc:
-            logger.warning("%s: closing %s: %s", self._address, name, exc)
-        except Exception:
-            logger.exception("%s: handler failed on %s; closing it", self._address, name)
+        except Exception as exc:
+            ended = exc
         finally:
+            if not cancelled:
+                level, message, exc_info = ending(name, ended, closing=self._closing)
+                logger.log(level, "server %s: %s", self._address, message, exc_info=exc_info)
+            ended = None  # no traceback cycle through this frame
             self._peers.discard(peer)
             if cancelled or self._closing or isinstance(peer, DatagramEndpoint):
                 peer.abort()
@@ -282,19 +278,11 @@ class Server:
                 await self._handler(endpoint)
                 return
             except Exception as exc:
-                if exc is not endpoint.last_receive_error or self._closing or endpoint.closed:
+                fault = peer_fault(exc, endpoint.last_receive_error, self._requested.scheme)
+                if not fault or self._closing or endpoint.closed:
                     raise
                 endpoint.last_receive_error = None  # the same error never restarts twice
-                sender = getattr(exc, "address", None)
-                logger.warning(
-                    "%s: %s: %s: %s; handler restarted",
-                    self._address,
-                    "socket error, peer unknown"
-                    if sender is None
-                    else f"datagram from {peer_name(self._requested.scheme, sender)}",
-                    type(exc).__name__,
-                    exc,
-                )
+                logger.warning("%s: %s", self._address, fault)
 
     async def _release(self) -> None:
         """Close the listening socket (or the endpoint) and remove the socket file."""
@@ -409,6 +397,7 @@ async def serve(
     handshake_timeout: Optional[float] = HANDSHAKE_TIMEOUT,
     idle_timeout: Optional[float] = None,
     frame_timeout: Optional[float] = FRAME_TIMEOUT,
+    max_buffered_bytes: Optional[int] = DEFAULT_MAX_BUFFERED_BYTES,
 ) -> Server:
     """Bind ``address``; the :class:`Server` runs ``await handler(conn)`` once per
     connection inside ``async with server:`` or ``await server.serve_forever()``.
@@ -450,38 +439,29 @@ async def serve(
         OSError: binding failed (``EADDRINUSE``: a live server owns the
             address or the Unix path).
     """
-    addr = parse_address(address)
     if not callable(handler):
         raise TypeError(f"handler must be an async function, not {type(handler).__name__}")
-    codec = make_codec(codec)
-    check_serializer(serializer)
-    max_connections = check_max_connections(max_connections)
-    check_max_datagram_size(max_datagram_size)
-    if max_connections is not None and addr.is_datagram:
-        raise ValueError(f"max_connections is for stream servers, not {addr.url()}")
-    if max_datagram_size is not None and not addr.is_datagram:
-        raise ValueError(f"max_datagram_size is for udp:// and unixgram://, not {addr.url()}")
-    handshake_timeout = check_timeout("handshake_timeout", handshake_timeout)
-    idle_timeout = check_timeout("idle_timeout", idle_timeout)
-    frame_timeout = check_timeout("frame_timeout", frame_timeout)
-    context = _tls_context(addr, ssl, server_side=True)
-    server = Server(
-        addr,
-        handler,
+    settings = server_settings(
+        address,
         codec,
-        ssl=context,
+        ssl=ssl,
         serializer=serializer,
         max_connections=max_connections,
+        max_datagram_size=max_datagram_size,
         handshake_timeout=handshake_timeout,
         idle_timeout=idle_timeout,
         frame_timeout=frame_timeout,
+        max_buffered_bytes=max_buffered_bytes,
+        max_stream_size=None,
     )
+    addr = settings.address
+    server = Server(settings, handler)
     if addr.is_datagram:
         endpoint = await open_datagram(
             local=addr,
-            codec=codec,
-            serializer=serializer,
-            max_datagram_size=max_datagram_size,
+            codec=settings.codec,
+            serializer=settings.serializer,
+            max_datagram_size=settings.max_datagram_size,
             unix_mode=unix_mode,
         )
         server._endpoint = endpoint

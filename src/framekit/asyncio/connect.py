@@ -19,18 +19,14 @@ import asyncio
 import ssl as _ssl
 from typing import Any, Optional, Union
 
-from .._sockets import connect_error, connect_unix, host_port, tls_context
-from ..addresses import AddressLike, parse_address
+from .._sockets import connect_error, connect_unix, host_port
+from ..addresses import AddressLike
 from ..codecs.interface import Codec
 from ..core.options import (
     DEFAULT_MAX_QUEUED_BYTES,
     DEFAULT_MAX_QUEUED_FRAMES,
-    check_max_datagram_size,
-    check_max_stream_size,
     check_queue_bounds,
-    check_serializer,
-    check_timeout,
-    make_codec,
+    client_settings,
 )
 from ..serializers import Serializer
 from .connection import Connection
@@ -93,28 +89,27 @@ async def connect(
         OSError: the connection failed (refused, no such file, TLS
             failure...); the message names the address and the likely cause.
     """
-    addr = parse_address(address)
-    codec = make_codec(codec)
-    check_serializer(serializer)
+    settings = client_settings(
+        address,
+        codec,
+        ssl=ssl,
+        serializer=serializer,
+        max_datagram_size=max_datagram_size,
+        idle_timeout=idle_timeout,
+        frame_timeout=frame_timeout,
+        max_stream_size=max_stream_size,
+    )
     check_queue_bounds(max_queued_frames, max_queued_bytes)
-    check_max_datagram_size(max_datagram_size)
-    idle_timeout = check_timeout("idle_timeout", idle_timeout)
-    frame_timeout = check_timeout("frame_timeout", frame_timeout)
-    max_stream_size = check_max_stream_size(max_stream_size)
-    context = tls_context(addr, ssl, server_side=False)
+    addr, codec, context = settings.address, settings.codec, settings.ssl
     if addr.is_datagram:
-        if idle_timeout is not None or frame_timeout is not None:
-            raise ValueError(f"idle_timeout and frame_timeout are for streams, not {addr.url()}")
         return await open_datagram(
             remote=addr,
             codec=codec,
-            serializer=serializer,
+            serializer=settings.serializer,
             max_queued_frames=max_queued_frames,
             max_queued_bytes=max_queued_bytes,
-            max_datagram_size=max_datagram_size,
+            max_datagram_size=settings.max_datagram_size,
         )
-    if max_datagram_size is not None:
-        raise ValueError(f"max_datagram_size is for udp:// and unixgram://, not {addr.url()}")
     if context is not None and server_hostname is None:
         server_hostname = addr.host
     loop = asyncio.get_running_loop()
@@ -124,9 +119,9 @@ async def connect(
             codec,
             max_queued_frames=max_queued_frames,
             max_queued_bytes=max_queued_bytes,
-            idle_timeout=idle_timeout,
-            frame_timeout=frame_timeout,
-            max_stream_size=max_stream_size,
+            idle_timeout=settings.idle_timeout,
+            frame_timeout=settings.frame_timeout,
+            max_stream_size=settings.max_stream_size,
             peer=addr.url(),
         )
 
@@ -147,4 +142,4 @@ async def connect(
             )
     except OSError as exc:
         raise connect_error(exc, addr) from exc
-    return Connection(transport, protocol, serializer=serializer)
+    return Connection(transport, protocol, serializer=settings.serializer)

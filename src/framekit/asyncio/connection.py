@@ -46,9 +46,9 @@ import asyncio
 import os
 from typing import Any, AsyncIterable, AsyncIterator, Iterable, Optional, Union
 
-from ..codecs.interface import Buffer, Codec
-from ..core.options import CLOSE_TIMEOUT, check_serializer, make_codec
-from ..core.stream import StreamCore
+from ..codecs.interface import Buffer
+from ..core.api import StreamAPI
+from ..core.options import CLOSE_TIMEOUT, check_serializer
 from ..errors import ConnectionClosed, FrameTooLarge
 from ..serializers import Serializer
 from .protocol import FramedProtocol
@@ -72,7 +72,7 @@ def _wrong_length(length: int, got: str) -> ValueError:
     )
 
 
-class Connection:
+class Connection(StreamAPI):
     """A framed connection over a stream transport (TCP, TLS, Unix).
 
     Made by :func:`framekit.asyncio.connect` and by servers (see
@@ -96,25 +96,6 @@ class Connection:
         self._flush_scheduled = False
 
     # -- what it is ------------------------------------------------------------
-
-    @property
-    def codec(self) -> Codec:
-        """The codec in use (see :meth:`switch_codec`)."""
-        return self._core.codec
-
-    @property
-    def serializer(self) -> Optional[Serializer]:
-        """The serializer in use, or None; may be replaced at any time."""
-        return self._core.serializer
-
-    @serializer.setter
-    def serializer(self, serializer: Optional[Serializer]) -> None:
-        self._core.serializer = check_serializer(serializer)
-
-    @property
-    def core(self) -> StreamCore:
-        """The sans-IO connection core (documented internal: counters, queue state)."""
-        return self._core
 
     # -- sending --------------------------------------------------------------
 
@@ -454,30 +435,6 @@ class Connection:
             raise
         self._core.bytes_out += length
         return length
-
-    def switch_codec(self, codec: Codec) -> None:
-        """Decode with ``codec`` from the frame after the last one returned.
-
-        Messages already decoded but not returned yet, and bytes still
-        buffered, are decoded again by the new codec: nothing is lost and
-        nothing is decoded twice.  Encoding uses the new codec too.
-
-        Raises:
-            TypeError: ``codec`` is not a codec, or the current codec cannot
-                hand back the bytes it holds (see :class:`framekit.Decoder`).
-            ValueError: the current decoder cannot go back to that point.
-        """
-        self._core.switch_codec(make_codec(codec))
-
-    @property
-    def queued_frames(self) -> int:
-        """Decoded messages waiting for ``recv()``."""
-        return self._core.queued_frames
-
-    @property
-    def queued_bytes(self) -> int:
-        """Bytes waiting for ``recv()``: decoded, held back, or partial frames."""
-        return self._core.queued_bytes
 
     # -- addresses ------------------------------------------------------------
 

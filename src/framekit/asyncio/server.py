@@ -69,12 +69,12 @@ from .._sockets import (
     bound_address,
     peer_name,
     set_nodelay,
-    tls_context,
 )
-from ..addresses import Address, AddressLike, address_from_sockaddr, parse_address
+from ..addresses import AddressLike, address_from_sockaddr
 from ..codecs.interface import Codec
 from ..core.admission import ACCEPT_BACKOFF, ACCEPTS_PER_WAKEUP, Admission
 from ..core.budget import MemoryBudget
+from ..core.datagram import peer_fault
 from ..core.options import (
     CLOSE_TIMEOUT,
     DEFAULT_BACKLOG,
@@ -83,16 +83,11 @@ from ..core.options import (
     DEFAULT_MAX_QUEUED_FRAMES,
     FRAME_TIMEOUT,
     HANDSHAKE_TIMEOUT,
-    check_max_buffered_bytes,
-    check_max_connections,
-    check_max_datagram_size,
-    check_max_stream_size,
+    ServerSettings,
     check_queue_bounds,
-    check_serializer,
-    check_timeout,
-    make_codec,
+    server_settings,
 )
-from ..errors import BudgetExceeded, ConnectionClosed, FramingError
+from ..core.outcome import ending
 from ..serializers import Serializer
 from .connection import Connection
 from .datagram import DatagramEndpoint, open_datagram
@@ -119,31 +114,19 @@ class Server:
 
     def __init__(
         self,
-        address: Address,
+        settings: ServerSettings,
         handler: Handler,
-        codec: Codec,
         *,
-        serializer: Optional[Serializer],
-        max_connections: Optional[int],
         max_queued_frames: int,
         max_queued_bytes: int,
-        handshake_timeout: Optional[float] = HANDSHAKE_TIMEOUT,
-        idle_timeout: Optional[float] = None,
-        frame_timeout: Optional[float] = FRAME_TIMEOUT,
-        max_buffered_bytes: Optional[int] = DEFAULT_MAX_BUFFERED_BYTES,
-        max_stream_size: Optional[int] = None,
     ) -> None:
-        self._requested = address
-        self._handshake_timeout = handshake_timeout
-        self._idle_timeout = idle_timeout
-        self._frame_timeout = frame_timeout
-        self._max_stream_size = max_stream_size
-        self._budget = None if max_buffered_bytes is None else MemoryBudget(max_buffered_bytes)
+        self._settings = settings
+        self._requested = settings.address
+        limit = settings.max_buffered_bytes
+        self._budget = None if limit is None else MemoryBudget(limit)
         self._handler = handler
-        self._codec = codec
-        self._serializer = serializer
         self._loop = asyncio.get_running_loop()
-        self._admission = Admission(max_connections, clock=self._loop.time)
+        self._admission = Admission(settings.max_connections, clock=self._loop.time)
         self._backoff_until = 0.0
         self._listener: Optional[socket.socket] = None
         self._accepting = False
@@ -152,7 +135,6 @@ class Server:
         self._connecting: Set[asyncio.Task[None]] = set()
         self._max_queued_frames = max_queued_frames
         self._max_queued_bytes = max_queued_bytes
-        self._loop = asyncio.get_running_loop()
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._tasks: Dict[Peer, asyncio.Task[None]] = {}
         self._endpoint: Optional[DatagramEndpoint] = None
@@ -167,13 +149,14 @@ class Server:
     # -- starting -------------------------------------------------------------
 
     def _protocol_factory(self) -> FramedProtocol:
+        settings = self._settings
         protocol = FramedProtocol(
-            self._codec,
+            settings.codec,
             max_queued_frames=self._max_queued_frames,
             max_queued_bytes=self._max_queued_bytes,
-            idle_timeout=self._idle_timeout,
-            frame_timeout=self._frame_timeout,
-            max_stream_size=self._max_stream_size,
+            idle_timeout=settings.idle_timeout,
+            frame_timeout=settings.frame_timeout,
+            max_stream_size=settings.max_stream_size,
         )
         protocol.core.set_budget(self._budget)
         return protocol
@@ -305,7 +288,7 @@ class Server:
                 factory,
                 sock,
                 ssl=self._ssl,
-                ssl_handshake_timeout=self._handshake_timeout if tls else None,
+                ssl_handshake_timeout=self._settings.handshake_timeout if tls else None,
             )
         except (OSError, asyncio.TimeoutError) as exc:  # a failed or stalled handshake
             sock.close()
@@ -334,7 +317,7 @@ class Server:
             self._admission.release_slot()
             transport.abort()
             return
-        conn = Connection(transport, protocol, serializer=self._serializer)
+        conn = Connection(transport, protocol, serializer=self._settings.serializer)
         self._start_handler(conn, f"connection from {name}")
 
     def _start_datagram(self, endpoint: DatagramEndpoint) -> None:
@@ -353,29 +336,23 @@ class Server:
             self._admission.release_slot()
 
     async def _run(self, peer: Peer, name: str) -> None:
+        ended: Optional[BaseException] = None
         try:
             if peer is self._endpoint:
                 await self._serve_datagrams(peer)
             else:
                 await self._handler(peer)
-            logger.debug("%s: %s: handler done", self._address, name)
-        except ConnectionClosed:
-            logger.debug("%s: %s closed", self._address, name)
         except asyncio.CancelledError:
-            logger.debug("%s: %s: handler cancelled", self._address, name)
-        except FramingError as exc:
-            logger.warning(
-                "%s: closing %s: bad input: %s: %s", self._address, name, type(exc).__name__, exc
-            )
-        except BudgetExceeded as exc:
-            logger.warning("%s: closing %s: %s", self._address, name, exc)
-        except (ConnectionError, _ssl.SSLError) as exc:
-            logger.warning("%s: %s lost: %s: %s", self._address, name, type(exc).__name__, exc)
-        except TimeoutError as exc:
-            logger.warning("%s: closing %s: %s", self._address, name, exc)
-        except Exception:
-            logger.exception("%s: handler failed on %s; closing it", self._address, name)
+            logger.debug("server %s: %s: handler cancelled", self._address, name)
+        except Exception as exc:
+            ended = exc
+        else:
+            ended = None
         finally:
+            if not isinstance(ended, asyncio.CancelledError):
+                level, message, exc_info = ending(name, ended, closing=self._closed.done())
+                logger.log(level, "server %s: %s", self._address, message, exc_info=exc_info)
+            ended = None  # no traceback cycle through this frame
             await peer.close(self._close_timeout)
             if peer is self._endpoint:
                 self.close()
@@ -390,19 +367,11 @@ class Server:
                 await self._handler(endpoint)
                 return
             except Exception as exc:
-                if exc is not endpoint.last_receive_error or self._closed.done() or endpoint.closed:
+                fault = peer_fault(exc, endpoint.last_receive_error, self._requested.scheme)
+                if not fault or self._closed.done() or endpoint.closed:
                     raise
                 endpoint.last_receive_error = None  # the same error never restarts twice
-                sender = getattr(exc, "address", None)
-                logger.warning(
-                    "%s: %s: %s: %s; handler restarted",
-                    self._address,
-                    "socket error, peer unknown"
-                    if sender is None
-                    else f"datagram from {peer_name(self._requested.scheme, sender)}",
-                    type(exc).__name__,
-                    exc,
-                )
+                logger.warning("%s: %s", self._address, fault)
 
     # -- public API -----------------------------------------------------------
 
@@ -561,44 +530,31 @@ async def serve(
         OSError: binding failed (``EADDRINUSE``: a live server owns the
             address or the Unix path).
     """
-    addr = parse_address(address)
     if not callable(handler):
         raise TypeError(f"handler must be an async function, not {type(handler).__name__}")
-    codec = make_codec(codec)
-    check_serializer(serializer)
-    check_queue_bounds(max_queued_frames, max_queued_bytes)
-    max_connections = check_max_connections(max_connections)
-    check_max_datagram_size(max_datagram_size)
-    if max_connections is not None and addr.is_datagram:
-        raise ValueError(f"max_connections is for stream servers, not {addr.url()}")
-    if max_datagram_size is not None and not addr.is_datagram:
-        raise ValueError(f"max_datagram_size is for udp:// and unixgram://, not {addr.url()}")
-    handshake_timeout = check_timeout("handshake_timeout", handshake_timeout)
-    idle_timeout = check_timeout("idle_timeout", idle_timeout)
-    frame_timeout = check_timeout("frame_timeout", frame_timeout)
-    max_buffered_bytes = check_max_buffered_bytes(max_buffered_bytes)
-    max_stream_size = check_max_stream_size(max_stream_size)
-    context = tls_context(addr, ssl, server_side=True)
-    server = Server(
-        addr,
-        handler,
+    settings = server_settings(
+        address,
         codec,
+        ssl=ssl,
         serializer=serializer,
         max_connections=max_connections,
-        max_queued_frames=max_queued_frames,
-        max_queued_bytes=max_queued_bytes,
+        max_datagram_size=max_datagram_size,
         handshake_timeout=handshake_timeout,
         idle_timeout=idle_timeout,
         frame_timeout=frame_timeout,
         max_buffered_bytes=max_buffered_bytes,
         max_stream_size=max_stream_size,
     )
-    if addr.is_datagram:
+    check_queue_bounds(max_queued_frames, max_queued_bytes)
+    server = Server(
+        settings, handler, max_queued_frames=max_queued_frames, max_queued_bytes=max_queued_bytes
+    )
+    if settings.address.is_datagram:
         endpoint = await open_datagram(
-            local=addr,
-            codec=codec,
-            serializer=serializer,
-            max_datagram_size=max_datagram_size,
+            local=settings.address,
+            codec=settings.codec,
+            serializer=settings.serializer,
+            max_datagram_size=settings.max_datagram_size,
             max_queued_frames=max_queued_frames,
             max_queued_bytes=max_queued_bytes,
             unix_mode=unix_mode,
@@ -606,7 +562,7 @@ async def serve(
         )
         server._start_datagram(endpoint)
     else:
-        await server._start(context, unix_mode, backlog, reuse_port)
+        await server._start(settings.ssl, unix_mode, backlog, reuse_port)
     return server
 
 

@@ -52,7 +52,7 @@ from ..codecs.interface import Buffer, Codec
 from ..errors import CorruptedFrame, FrameTooLarge, FramingError, SerializationError
 from ..serializers import Serializer, dumps, loads
 
-__all__ = ["DatagramCore", "pack_datagrams", "sockaddr_of"]
+__all__ = ["DatagramCore", "pack_datagrams", "peer_fault", "same_peer", "sockaddr_of"]
 
 
 class DatagramCore:
@@ -232,6 +232,34 @@ class DatagramCore:
         datagrams = pack_datagrams(frames, self.max_datagram_size)
         self.datagrams_out += len(datagrams)
         return datagrams
+
+
+def peer_fault(exc: BaseException, last_receive_error: Optional[BaseException], scheme: str) -> str:
+    """Whether ``exc``, escaping a datagram server's handler, is a peer's fault
+    (the error the endpoint's last receive raised for a datagram or a socket
+    error) rather than the handler's: a server logs it and calls its handler
+    again, instead of closing.
+
+    Returns:
+        The log line's text, or ``""`` if it is the handler's own failure.
+    """
+    if exc is not last_receive_error:
+        return ""
+    sender = getattr(exc, "address", None)
+    who = (
+        "socket error, peer unknown"
+        if sender is None
+        else f"datagram from {peer_name(scheme, sender)}"
+    )
+    return f"{who}: {type(exc).__name__}: {exc}; handler restarted"
+
+
+def same_peer(sockaddr: Any, remote: Any) -> bool:
+    """Whether ``sockaddr`` is the connected peer ``remote`` (a connected
+    datagram socket takes no destination address)."""
+    if isinstance(sockaddr, tuple) and isinstance(remote, tuple):
+        return sockaddr[:2] == remote[:2]  # IPv6 adds flow info and scope id
+    return bool(remote is not None and sockaddr == remote)
 
 
 def pack_datagrams(frames: Iterable[bytes], max_datagram_size: int) -> List[bytes]:

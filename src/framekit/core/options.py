@@ -19,8 +19,12 @@ Why each default is what it is, is said next to it.
 from __future__ import annotations
 
 import socket
+from dataclasses import dataclass
+from ssl import SSLContext
 from typing import Any, Optional
 
+from .._sockets import tls_context
+from ..addresses import Address, AddressLike, parse_address
 from ..codecs.backend import LengthPrefixed
 from ..codecs.interface import Codec
 from ..serializers import Serializer
@@ -37,6 +41,8 @@ __all__ = [
     "MAX_UDP_DATAGRAM",
     "MAX_UNIX_DATAGRAM",
     "VECTORED_MIN_SIZE",
+    "ClientSettings",
+    "ServerSettings",
     "check_count",
     "check_max_buffered_bytes",
     "check_max_connections",
@@ -45,8 +51,10 @@ __all__ = [
     "check_queue_bounds",
     "check_serializer",
     "check_timeout",
+    "client_settings",
     "default_datagram_size",
     "make_codec",
+    "server_settings",
 ]
 
 # -- sizes and counts ------------------------------------------------------------
@@ -213,3 +221,124 @@ def check_timeout(name: str, value: Any) -> Optional[float]:
     if not 0 < value < float("inf"):
         raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
     return float(value)
+
+
+# -- every check of one entry point, at once ------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """A client's arguments, checked (see :func:`client_settings`)."""
+
+    address: Address
+    codec: Codec
+    serializer: Optional[Serializer]
+    ssl: Optional[SSLContext]
+    max_datagram_size: Optional[int]
+    idle_timeout: Optional[float]
+    frame_timeout: Optional[float]
+    max_stream_size: Optional[int]
+
+
+def client_settings(
+    address: AddressLike,
+    codec: Optional[Codec],
+    *,
+    ssl: Optional[SSLContext],
+    serializer: Optional[Serializer],
+    max_datagram_size: Optional[int],
+    idle_timeout: Optional[float],
+    frame_timeout: Optional[float],
+    max_stream_size: Optional[int],
+) -> ClientSettings:
+    """Check the arguments every transport's ``connect()`` takes.
+
+    Raises:
+        ValueError: a malformed address, or an option that does not fit it.
+        TypeError: a codec, serializer or TLS context lacking what it needs,
+            or an argument of the wrong type.
+    """
+    addr = parse_address(address)
+    settings = ClientSettings(
+        addr,
+        make_codec(codec),
+        check_serializer(serializer),
+        tls_context(addr, ssl, server_side=False),
+        check_max_datagram_size(max_datagram_size),
+        check_timeout("idle_timeout", idle_timeout),
+        check_timeout("frame_timeout", frame_timeout),
+        check_max_stream_size(max_stream_size),
+    )
+    _check_kind(addr, settings.max_datagram_size, settings.idle_timeout, settings.frame_timeout)
+    return settings
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """A server's arguments, checked (see :func:`server_settings`)."""
+
+    address: Address
+    codec: Codec
+    serializer: Optional[Serializer]
+    ssl: Optional[SSLContext]
+    max_connections: Optional[int]
+    max_datagram_size: Optional[int]
+    handshake_timeout: Optional[float]
+    idle_timeout: Optional[float]
+    frame_timeout: Optional[float]
+    max_buffered_bytes: Optional[int]
+    max_stream_size: Optional[int]
+
+
+def server_settings(
+    address: AddressLike,
+    codec: Optional[Codec],
+    *,
+    ssl: Optional[SSLContext],
+    serializer: Optional[Serializer],
+    max_connections: Optional[int],
+    max_datagram_size: Optional[int],
+    handshake_timeout: Optional[float],
+    idle_timeout: Optional[float],
+    frame_timeout: Optional[float],
+    max_buffered_bytes: Optional[int],
+    max_stream_size: Optional[int],
+) -> ServerSettings:
+    """Check the arguments every transport's ``serve()`` takes.
+
+    Raises:
+        ValueError: a malformed address, ``tls://`` without ``ssl=``, or an
+            option that does not fit the address.
+        TypeError: as :func:`client_settings`.
+    """
+    addr = parse_address(address)
+    settings = ServerSettings(
+        addr,
+        make_codec(codec),
+        check_serializer(serializer),
+        tls_context(addr, ssl, server_side=True),
+        check_max_connections(max_connections),
+        check_max_datagram_size(max_datagram_size),
+        check_timeout("handshake_timeout", handshake_timeout),
+        check_timeout("idle_timeout", idle_timeout),
+        check_timeout("frame_timeout", frame_timeout),
+        check_max_buffered_bytes(max_buffered_bytes),
+        check_max_stream_size(max_stream_size),
+    )
+    if settings.max_connections is not None and addr.is_datagram:
+        raise ValueError(f"max_connections is for stream servers, not {addr.url()}")
+    _check_kind(addr, settings.max_datagram_size, None, None)
+    return settings
+
+
+def _check_kind(
+    addr: Address,
+    max_datagram_size: Optional[int],
+    idle_timeout: Optional[float],
+    frame_timeout: Optional[float],
+) -> None:
+    if addr.is_datagram:
+        if idle_timeout is not None or frame_timeout is not None:
+            raise ValueError(f"idle_timeout and frame_timeout are for streams, not {addr.url()}")
+    elif max_datagram_size is not None:
+        raise ValueError(f"max_datagram_size is for udp:// and unixgram://, not {addr.url()}")

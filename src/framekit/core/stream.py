@@ -219,7 +219,7 @@ class StreamCore:
         budget = self._budget
         if budget is None:
             return
-        held = self.batch_bytes + len(self._held) + self._decoder.pending
+        held = self.queued_bytes
         delta = held - self._charged
         if not delta:
             return
@@ -523,7 +523,8 @@ class StreamCore:
     def queued_bytes(self) -> int:
         """Bytes waiting: the current batch (counted whole, and only when the core is
         bounded), input held back, and what the decoder holds."""
-        return self.batch_bytes + len(self._held) + self._decoder.pending
+        batch = self.batch_bytes if length_hint(self._frames) else 0
+        return batch + len(self._held) + self._decoder.pending
 
     @property
     def over_limit(self) -> bool:

@@ -30,15 +30,9 @@ import ssl as _ssl
 from typing import Optional, Union
 
 from .._sockets import connect_error, connect_socket, tls_context
-from ..addresses import AddressLike, parse_address
+from ..addresses import AddressLike
 from ..codecs.interface import Codec
-from ..core.options import (
-    check_max_datagram_size,
-    check_max_stream_size,
-    check_serializer,
-    check_timeout,
-    make_codec,
-)
+from ..core.options import check_timeout, client_settings
 from ..serializers import Serializer
 from .connection import FramedSocket
 from .datagram import DatagramSocket
@@ -101,24 +95,25 @@ def connect(
     only a cut inside a frame is detected (``IncompleteFrame``).  See the
     module notes.
     """
-    addr = parse_address(address)
-    codec = make_codec(codec)
-    check_serializer(serializer)
-    check_max_datagram_size(max_datagram_size)
-    idle_timeout = check_timeout("idle_timeout", idle_timeout)
-    frame_timeout = check_timeout("frame_timeout", frame_timeout)
+    settings = client_settings(
+        address,
+        codec,
+        ssl=ssl,
+        serializer=serializer,
+        max_datagram_size=max_datagram_size,
+        idle_timeout=idle_timeout,
+        frame_timeout=frame_timeout,
+        max_stream_size=max_stream_size,
+    )
     check_timeout("timeout", timeout)
-    max_stream_size = check_max_stream_size(max_stream_size)
-    context = tls_context(addr, ssl, server_side=False)
-    if addr.is_datagram:
-        if idle_timeout is not None or frame_timeout is not None:
-            raise ValueError(f"idle_timeout and frame_timeout are for streams, not {addr.url()}")
-    elif max_datagram_size is not None:
-        raise ValueError(f"max_datagram_size is for udp:// and unixgram://, not {addr.url()}")
+    addr, context = settings.address, settings.ssl
     sock = connect_socket(addr, timeout)
     if addr.is_datagram:
         return DatagramSocket(
-            sock, codec, serializer=serializer, max_datagram_size=max_datagram_size
+            sock,
+            settings.codec,
+            serializer=settings.serializer,
+            max_datagram_size=settings.max_datagram_size,
         )
     if context is not None:
         try:
@@ -131,11 +126,11 @@ def connect(
             raise
     conn = FramedSocket(
         sock,
-        codec,
-        serializer=serializer,
-        idle_timeout=idle_timeout,
-        frame_timeout=frame_timeout,
-        max_stream_size=max_stream_size,
+        settings.codec,
+        serializer=settings.serializer,
+        idle_timeout=settings.idle_timeout,
+        frame_timeout=settings.frame_timeout,
+        max_stream_size=settings.max_stream_size,
     )
     conn.core.peer = addr.url()
     return conn

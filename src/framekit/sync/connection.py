@@ -61,6 +61,7 @@ from typing import Any, Iterable, Iterator, Optional, Sequence, Union
 
 from .._util import Closing
 from ..codecs.interface import Buffer, Codec
+from ..core.api import StreamAPI
 from ..core.options import (
     DEFAULT_READ_SIZE,
     check_max_stream_size,
@@ -79,7 +80,7 @@ __all__ = ["FramedSocket", "send_vectored"]
 _IOV_MAX = 1024
 
 
-class FramedSocket(Closing):
+class FramedSocket(StreamAPI, Closing):
     """Send and receive whole messages over a connected stream socket.
 
     Works over TCP, Unix stream and TLS sockets, blocking or with a timeout.
@@ -144,25 +145,6 @@ class FramedSocket(Closing):
         self._vectored = hasattr(sock, "sendmsg") and not isinstance(sock, ssl.SSLSocket)
 
     # -- what it is -------------------------------------------------------------
-
-    @property
-    def codec(self) -> Codec:
-        """The codec in use (see :meth:`switch_codec`)."""
-        return self._core.codec
-
-    @property
-    def serializer(self) -> Optional[Serializer]:
-        """The serializer in use, or None; may be replaced at any time."""
-        return self._core.serializer
-
-    @serializer.setter
-    def serializer(self, serializer: Optional[Serializer]) -> None:
-        self._core.serializer = check_serializer(serializer)
-
-    @property
-    def core(self) -> StreamCore:
-        """The sans-IO connection core (documented internal: counters, queue state)."""
-        return self._core
 
     # -- receiving ----------------------------------------------------------------
 
@@ -259,20 +241,6 @@ class FramedSocket(Closing):
             self._poll = select.poll()
             self._poll.register(sock, select.POLLIN)
         return bool(self._poll.poll(seconds * 1000.0))
-
-    def switch_codec(self, codec: Codec) -> None:
-        """Decode with ``codec`` from the frame after the last one returned.
-
-        Messages already decoded but not returned yet, and bytes still
-        buffered, are decoded again by the new codec: nothing is lost and
-        nothing is decoded twice.  Encoding uses the new codec too.
-
-        Raises:
-            TypeError: ``codec`` is not a codec, or the current codec cannot
-                hand back the bytes it holds (see :class:`framekit.Decoder`).
-            ValueError: the current decoder cannot go back to that point.
-        """
-        self._core.switch_codec(make_codec(codec))
 
     # -- frames as streams -----------------------------------------------------------
 

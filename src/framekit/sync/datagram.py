@@ -29,6 +29,7 @@ from typing import Any, Iterable, Iterator, Optional, Tuple
 
 from .._util import Closing
 from ..codecs.interface import Buffer, Codec
+from ..core.api import DatagramAPI
 from ..core.datagram import DatagramCore, sockaddr_of
 from ..core.options import (
     check_max_datagram_size,
@@ -41,7 +42,7 @@ from ..serializers import Serializer
 __all__ = ["DatagramSocket"]
 
 
-class DatagramSocket(Closing):
+class DatagramSocket(DatagramAPI, Closing):
     """Send and receive frames in datagrams (``udp://``, ``unixgram://``).
 
     Args:
@@ -86,30 +87,6 @@ class DatagramSocket(Closing):
         )
         # One spare byte: a datagram that fills it was too large (truncated).
         self._buf = bytearray(size + 1)
-
-    @property
-    def codec(self) -> Codec:
-        """The codec of every datagram."""
-        return self._core.codec
-
-    @property
-    def serializer(self) -> Optional[Serializer]:
-        """The serializer in use, or None; may be replaced at any time."""
-        return self._core.serializer
-
-    @serializer.setter
-    def serializer(self, serializer: Optional[Serializer]) -> None:
-        self._core.serializer = check_serializer(serializer)
-
-    @property
-    def max_datagram_size(self) -> int:
-        """The largest datagram sent or accepted."""
-        return self._core.max_datagram_size
-
-    @property
-    def core(self) -> DatagramCore:
-        """The sans-IO datagram core (documented internal: counters, queue state)."""
-        return self._core
 
     # -- receiving ----------------------------------------------------------
 

@@ -75,9 +75,8 @@ from .._sockets import (
     bound_address,
     peer_name,
     set_nodelay,
-    tls_context,
 )
-from ..addresses import AddressLike, parse_address
+from ..addresses import AddressLike
 from ..codecs.interface import Codec
 from ..core.admission import ACCEPT_BACKOFF, Admission
 from ..core.budget import MemoryBudget
@@ -86,15 +85,9 @@ from ..core.options import (
     DEFAULT_MAX_BUFFERED_BYTES,
     FRAME_TIMEOUT,
     HANDSHAKE_TIMEOUT,
-    check_max_buffered_bytes,
-    check_max_connections,
-    check_max_datagram_size,
-    check_max_stream_size,
-    check_serializer,
-    check_timeout,
-    make_codec,
+    server_settings,
 )
-from ..errors import BudgetExceeded, ConnectionClosed, FramingError
+from ..core.outcome import ending
 from ..serializers import Serializer
 from .connection import FramedSocket
 from .datagram import DatagramSocket
@@ -157,28 +150,29 @@ class Server:
         max_buffered_bytes: Optional[int] = DEFAULT_MAX_BUFFERED_BYTES,
         max_stream_size: Optional[int] = None,
     ) -> None:
-        addr = parse_address(address)
         if not callable(handler):
             raise TypeError(f"handler must be callable or a FrameHandler subclass, not {handler!r}")
-        max_connections = check_max_connections(max_connections)
-        check_max_datagram_size(max_datagram_size)
-        if max_connections is not None and addr.is_datagram:
-            raise ValueError(f"max_connections is for stream servers, not {addr.url()}")
-        if max_datagram_size is not None and not addr.is_datagram:
-            raise ValueError(f"max_datagram_size is for udp:// and unixgram://, not {addr.url()}")
-        handshake_timeout = check_timeout("handshake_timeout", handshake_timeout)
-        self._idle_timeout = check_timeout("idle_timeout", idle_timeout)
-        self._frame_timeout = check_timeout("frame_timeout", frame_timeout)
-        limit = check_max_buffered_bytes(max_buffered_bytes)
+        settings = server_settings(
+            address,
+            codec,
+            ssl=ssl,
+            serializer=serializer,
+            max_connections=max_connections,
+            max_datagram_size=max_datagram_size,
+            handshake_timeout=handshake_timeout,
+            idle_timeout=idle_timeout,
+            frame_timeout=frame_timeout,
+            max_buffered_bytes=max_buffered_bytes,
+            max_stream_size=max_stream_size,
+        )
+        self._settings = settings
+        addr = settings.address
+        limit = settings.max_buffered_bytes
         self._budget = None if limit is None else MemoryBudget(limit, threads=True)
-        self._max_stream_size = check_max_stream_size(max_stream_size)
-        self._ssl = tls_context(addr, ssl, server_side=True)
+        self._ssl = settings.ssl
         self._scheme = addr.scheme
         self._handler = handler
-        self._codec = make_codec(codec)  # checked once, here, not per connection
-        self._serializer = check_serializer(serializer)
-        self._admission = Admission(max_connections)
-        self._handshake_timeout = handshake_timeout
+        self._admission = Admission(settings.max_connections)
         self.socket, self._unix_file = bind_socket(
             addr, backlog=backlog, unix_mode=unix_mode, reuse_port=reuse_port
         )
@@ -191,7 +185,10 @@ class Server:
             self._datagram: Optional[DatagramSocket] = None
             if addr.is_datagram:
                 self._datagram = DatagramSocket(
-                    self.socket, codec, serializer=serializer, max_datagram_size=max_datagram_size
+                    self.socket,
+                    settings.codec,
+                    serializer=settings.serializer,
+                    max_datagram_size=settings.max_datagram_size,
                 )
             self._wake_r, self._wake_w = socket.socketpair()
         except BaseException:
@@ -410,13 +407,14 @@ class Server:
                 if not client.slot:
                     self._refuse(client)
                     return
+            settings = self._settings
             conn = FramedSocket(
                 sock,
-                self._codec,
-                serializer=self._serializer,
-                idle_timeout=self._idle_timeout,
-                frame_timeout=self._frame_timeout,
-                max_stream_size=self._max_stream_size,
+                settings.codec,
+                serializer=settings.serializer,
+                idle_timeout=settings.idle_timeout,
+                frame_timeout=settings.frame_timeout,
+                max_stream_size=settings.max_stream_size,
             )
             conn.core.set_budget(self._budget)
             run_stream_handler(self._handler, conn, client.peer, self)
@@ -434,38 +432,26 @@ class Server:
                     self._admission.release_slot()
 
     def _handshake(self, client: _Client, context: _ssl.SSLContext) -> _ssl.SSLSocket:
-        client.sock.settimeout(self._handshake_timeout)
+        client.sock.settimeout(self._settings.handshake_timeout)
         tls = context.wrap_socket(client.sock, server_side=True, do_handshake_on_connect=False)
         with self._lock:
             client.sock = tls
             closing = self._closing
         if closing:  # shutdown() could not reach the socket while it changed hands
             raise ConnectionAbortedError("server shutting down")
-        tls.do_handshake()
+        try:
+            tls.do_handshake()
+        except socket.timeout:
+            raise TimeoutError(
+                f"the TLS handshake took more than {self._settings.handshake_timeout:g} s"
+            ) from None
         tls.settimeout(None)
         return tls
 
-    def _log_failure(self, peer: str, exc: BaseException) -> None:
-        """Log why a connection ended, at a level that says whose fault it was."""
-        if isinstance(exc, ConnectionClosed) or (self._closing and isinstance(exc, OSError)):
-            logger.debug("server %s: connection from %s closed: %s", self.address, peer, exc)
-        elif isinstance(exc, FramingError):
-            logger.warning(
-                "server %s: closing connection from %s: bad frame: %s", self.address, peer, exc
-            )
-        elif isinstance(exc, _ssl.SSLError):
-            logger.warning("server %s: TLS error with %s: %s", self.address, peer, exc)
-        elif isinstance(exc, BudgetExceeded):
-            logger.warning("server %s: closing connection from %s: %s", self.address, peer, exc)
-        elif isinstance(exc, (ConnectionError, TimeoutError, socket.timeout)):  # 3.9: not one
-            logger.warning("server %s: connection from %s lost: %s", self.address, peer, exc)
-        else:
-            logger.error(
-                "server %s: handler failed on connection from %s",
-                self.address,
-                peer,
-                exc_info=exc,
-            )
+    def _log_failure(self, peer: str, exc: Optional[BaseException]) -> None:
+        """Log how a connection ended, at a level that says whose fault it was."""
+        level, message, exc_info = ending(f"connection from {peer}", exc, closing=self._closing)
+        logger.log(level, "server %s: %s", self.address, message, exc_info=exc_info)
 
     # -- shutdown -------------------------------------------------------------
 
