@@ -9,17 +9,36 @@ decides whether and how to compile the extension, controlled by the
 * ``yes``: a failed build is an error (CI and release builds use this, so a
   wheel can never silently lack the fast path).
 * ``no``: do not build the extension at all.
+
+What happened is recorded in ``framekit/_build_info.json`` (``built``,
+``failed`` with the reason, or ``skipped``; the mode; the compiler), which
+``framekit info`` shows and which tells ``import framekit`` whether a missing
+extension deserves a warning (see ``framekit.codecs.backend``).
+
+A wheel without the extension is named for what it is: ``py3-none-any``, not
+the interpreter and platform tags of a compiled wheel.  Otherwise an ``auto``
+build that fell back would look like a compiled wheel, in pip's cache too.
 """
 
+import json
 import os
+import re
+import subprocess
 import sys
 
 from setuptools import Extension, setup
+from setuptools.command.bdist_wheel import bdist_wheel
 from setuptools.command.build_ext import build_ext
 
 MODE = os.environ.get("FRAMEKIT_BUILD_EXTENSION", "auto").strip().lower()
 if MODE not in ("auto", "yes", "no"):
     sys.exit(f"FRAMEKIT_BUILD_EXTENSION must be auto, yes or no, not {MODE!r}")
+
+NAME = "framekit._speedups"
+#: What the build did; written to framekit/_build_info.json.
+RECORD = {"extension": "skipped", "mode": MODE, "reason": "", "compiler": ""}
+#: Why the extension cannot even be attempted (no Cython, a .pyx that does not translate).
+PROBLEM = ""
 
 
 class OptionalBuildExt(build_ext):
@@ -30,39 +49,102 @@ class OptionalBuildExt(build_ext):
             super().run()
         except Exception as exc:  # noqa: BLE001 - any build failure
             self._fail(exc)
+        finally:
+            self._write_record()
 
     def build_extension(self, ext: Extension) -> None:
+        if MODE == "no":
+            RECORD.update(extension="skipped", reason="FRAMEKIT_BUILD_EXTENSION=no")
+            return
+        RECORD["compiler"] = self._compiler_name()
         try:
+            if PROBLEM:
+                raise RuntimeError(PROBLEM)
             super().build_extension(ext)
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
+        else:
+            RECORD.update(extension="built", reason="")
+
+    def _compiler_name(self) -> str:
+        command = getattr(self.compiler, "compiler_so", None) or []
+        if not command:
+            return type(self.compiler).__name__
+        try:
+            out = subprocess.run(
+                [command[0], "--version"], capture_output=True, text=True, timeout=10
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        first = out.strip().splitlines()[0] if out.strip() else ""
+        return f"{command[0]} ({first})" if first else command[0]
 
     def _fail(self, exc: BaseException) -> None:
         if MODE == "yes":
             raise exc
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        command = re.search(r"Command '\['([^']+)'.*exit status (-?\d+)", reason)
+        if command:  # not the whole command line: the compiler and its status
+            reason = f"the compiler {command.group(1)} failed with exit status {command.group(2)}"
+        elif len(reason) > 300:
+            reason = reason[:297] + "..."
+        RECORD.update(extension="failed", reason=reason)
         banner = "*" * 75
         sys.stderr.write(
             f"\n{banner}\nWARNING: the framekit._speedups extension could not be compiled "
-            f"({exc}).\nframekit will be installed with the pure-Python codec, which is "
-            f"much slower.\nSet FRAMEKIT_BUILD_EXTENSION=yes to make this an error.\n{banner}\n\n"
+            f"({reason}).\nframekit will be installed with the pure-Python codec, which is "
+            f"much slower, as a pure wheel (py3-none-any).\n'import framekit' will warn; "
+            f"'framekit info' says why.\nSet FRAMEKIT_BUILD_EXTENSION=yes to make this an "
+            f"error.\n{banner}\n\n"
         )
+
+    def _record_paths(self) -> list:
+        paths = [os.path.dirname(self.get_ext_fullpath(NAME))]
+        if self.inplace or getattr(self, "editable_mode", False):
+            source = self.get_finalized_command("build_py").get_package_dir("framekit")
+            paths.append(os.path.abspath(source))
+        return list(dict.fromkeys(paths))
+
+    def _write_record(self) -> None:
+        for directory in self._record_paths():
+            os.makedirs(directory, exist_ok=True)
+            with open(os.path.join(directory, "_build_info.json"), "w", encoding="utf-8") as f:
+                json.dump(RECORD, f, indent=1)
+                f.write("\n")
+
+    def get_outputs(self) -> list:
+        record = os.path.join(os.path.dirname(self.get_ext_fullpath(NAME)), "_build_info.json")
+        return [*super().get_outputs(), record]
+
+
+class HonestBdistWheel(bdist_wheel):
+    """Tag the wheel ``py3-none-any`` when the extension was not built into it."""
+
+    def run(self) -> None:
+        if not self.skip_build:
+            self.run_command("build")
+            self.skip_build = True  # built once; the install step must not build again
+        if RECORD["extension"] != "built":
+            self.root_is_pure = True
+            self.distribution.ext_modules = []  # so the files go to purelib too
+        super().run()
 
 
 def extensions() -> list:
+    global PROBLEM
+    source = "src/framekit/_speedups.pyx"
+    ext = Extension(
+        NAME, [source], extra_compile_args=["-O3"] if sys.platform != "win32" else []
+    )
     if MODE == "no":
-        return []
+        return [ext]  # OptionalBuildExt skips it, and records that
     try:
         from Cython.Build import cythonize
     except ImportError:
         if MODE == "yes":
             raise
-        sys.stderr.write("WARNING: Cython is not available; building framekit without speedups.\n")
-        return []
-    ext = Extension(
-        "framekit._speedups",
-        ["src/framekit/_speedups.pyx"],
-        extra_compile_args=["-O3"] if sys.platform != "win32" else [],
-    )
+        PROBLEM = "Cython is not available"
+        return [ext]
     try:
         return cythonize(
             [ext],
@@ -72,8 +154,11 @@ def extensions() -> list:
     except Exception as exc:  # noqa: BLE001 - a .pyx that does not translate
         if MODE == "yes":
             raise
-        sys.stderr.write(f"WARNING: cythonize failed ({exc}); building framekit without speedups.\n")
-        return []
+        PROBLEM = f"cythonize failed: {exc}"
+        return [ext]
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
+setup(
+    ext_modules=extensions(),
+    cmdclass={"build_ext": OptionalBuildExt, "bdist_wheel": HonestBdistWheel},
+)

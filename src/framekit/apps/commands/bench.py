@@ -28,7 +28,7 @@ import time
 from typing import Any, Dict, List, Optional, TextIO
 
 from ..benchmarks import catalogue, harness, report, targets
-from ..cli import CommandError
+from ..errors import CommandError
 
 __all__ = ["add_arguments", "run"]
 

@@ -60,7 +60,7 @@ from ...addresses import Address, parse_address
 from ...codecs.interface import Codec
 from ...errors import ConnectionClosed, FramingError
 from ...sync import FramedSocket, connect, serve
-from ..cli import CommandError, describe_error
+from ..errors import CommandError, describe_error
 from ..transfer import (
     _MAX_INFO_BYTES,
     ACK,

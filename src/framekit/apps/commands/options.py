@@ -42,7 +42,7 @@ from ...addresses import Address, address_from_sockaddr
 from ...codecs.interface import Buffer, Codec, Decoder
 from ...codecs.presets import get_preset
 from ...errors import FramingError
-from ..cli import describe_error
+from ..errors import describe_error
 
 __all__ = [
     "CODECS",

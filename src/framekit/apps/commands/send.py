@@ -33,7 +33,7 @@ from typing import BinaryIO, Iterator, Optional, TextIO
 from ...addresses import parse_address
 from ...errors import ConnectionClosed
 from ...sync import connect
-from ..cli import CommandError
+from ..errors import CommandError
 from .options import add_codec_arguments, add_tls_arguments, codec_from_args, ssl_context_from_args
 
 __all__ = ["add_arguments", "read_lines", "run"]

@@ -48,7 +48,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 from ...addresses import Address, parse_address
 from ...errors import FramingError
 from ...sync import FrameHandler, Server, serve
-from ..cli import CommandError, describe_error, setup_logging
+from ..errors import CommandError, describe_error
+from ..logs import setup_logging
 from .options import (
     add_codec_arguments,
     add_tls_arguments,
