@@ -31,14 +31,24 @@ because the sender's own sockets time out and closing them ends the stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import math
+import signal
 import socket
 import struct
 from typing import Any, Awaitable, Callable, List, Optional
 
 from ...addresses import parse_address
-from .harness import ROLE_FLOOR, ROLE_FRAMEKIT, ROLE_PEER, ROLE_PYTHON, Contestant, Session
+from .harness import (
+    ROLE_FLOOR,
+    ROLE_FRAMEKIT,
+    ROLE_PEER,
+    ROLE_PYTHON,
+    Contestant,
+    Session,
+    note_interrupt,
+)
 from .sender import Sender
 from .workloads import frame_count, make_payloads, verify_frames
 
@@ -133,7 +143,14 @@ class _Run:
 
 
 class _AsyncRun(_Run):
-    """A :class:`_Run` whose receive is a coroutine, run on a loop made outside the timer."""
+    """A :class:`_Run` whose receive is a coroutine, run on a loop made outside the timer.
+
+    Ctrl-C must not raise ``KeyboardInterrupt`` inside the loop's callbacks
+    (uvloop then logs a traceback, or leaves the loop marked as running), so
+    while the loop exists SIGINT is the loop's: it cancels the run, which then
+    raises ``KeyboardInterrupt`` from :meth:`_run`, out of the loop.  The
+    handler is set and removed by the hooks, outside the timer.
+    """
 
     def __init__(
         self,
@@ -145,22 +162,61 @@ class _AsyncRun(_Run):
         self._new_loop = new_loop
         self._main = main
         self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._task: Optional[asyncio.Future[Any]] = None
+        self._interrupted = False
+        self._previous: Any = None  # the SIGINT handler to put back, while the loop has it
 
     def before(self) -> None:
         self._loop = self._new_loop()
+        self._interrupted = False
+        previous = signal.getsignal(signal.SIGINT)
+        if previous not in (signal.SIG_IGN, None):
+            try:
+                self._loop.add_signal_handler(signal.SIGINT, self._interrupt)
+                self._previous = previous
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread, or no signals here
         super().before()
+
+    def _interrupt(self) -> None:
+        self._interrupted = True
+        note_interrupt()
+        if self._task is not None:
+            self._task.cancel()
 
     def _run(self) -> Any:
         assert self._loop is not None
-        return self._loop.run_until_complete(self._main())
+        self._task = self._loop.create_task(self._main())  # type: ignore[arg-type]
+        try:
+            output = self._loop.run_until_complete(self._task)
+        except asyncio.CancelledError:
+            if self._interrupted:
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            self._task = None
+        if self._interrupted:
+            raise KeyboardInterrupt
+        return output
 
     def after(self) -> None:
         try:
-            if self._loop is not None:
-                self._loop.close()
-                self._loop = None
+            self.abort()
         finally:
             super().after()
+
+    def abort(self) -> None:
+        """Close the loop, and nothing else (an interrupted run: no acknowledgement to wait for)."""
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        if self._previous is not None:
+            previous, self._previous = self._previous, None
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signal.SIGINT)
+            signal.signal(signal.SIGINT, previous)  # asyncio would leave its own default
+        with contextlib.suppress(Exception):
+            loop.close()
 
 
 def _connect(w: EndToEndWorkload) -> socket.socket:
