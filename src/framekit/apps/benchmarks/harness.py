@@ -40,10 +40,11 @@ runner has it, cleans up without waiting.  :meth:`Session.close` then closes
 the resources, hard (``abort()``) when the session ends with an exception.
 
 A ``KeyboardInterrupt`` can also be raised where Python swallows it: in a
-``__del__`` (an asyncio transport collected mid-run) or a callback.  So while
-a :class:`Session` is open, SIGINT also sets a flag (:func:`interrupted`,
-which an event loop's own SIGINT handler sets too, through
-:func:`note_interrupt`), an interrupt swallowed that way is not printed, and
+``__del__`` (an asyncio transport collected mid-run) or an event loop's
+callback (uvloop logs it).  So while a :class:`Session` is open, SIGINT sets a
+flag (:func:`interrupted`); while an event loop runs a contestant, it calls
+that run's :func:`on_interrupt` callback (which cancels the run) instead of
+raising inside the loop; an interrupt swallowed anyway is not printed; and
 every call checks the flag when it returns: the run stops there at the latest.
 
 Nothing here knows what a codec is: contestants and workloads come from
@@ -52,6 +53,7 @@ Nothing here knows what a codec is: contestants and workloads come from
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import math
@@ -61,7 +63,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Tuple, TypeVar
 
 from .workloads import size_label
 
@@ -81,7 +83,7 @@ __all__ = [
     "check",
     "interrupted",
     "measure",
-    "note_interrupt",
+    "on_interrupt",
     "unavailable",
 ]
 
@@ -100,9 +102,23 @@ T = TypeVar("T")
 _interrupt_flag = threading.Event()
 
 
-def note_interrupt() -> None:
-    """Record a Ctrl-C (an event loop's SIGINT handler calls this)."""
-    _interrupt_flag.set()
+#: What SIGINT does instead of raising, innermost last (see :func:`on_interrupt`).
+_interrupt_callbacks: List[Callable[[], Any]] = []
+
+
+@contextlib.contextmanager
+def on_interrupt(callback: Callable[[], Any]) -> Iterator[None]:
+    """While in the block, SIGINT calls ``callback()`` rather than raising.
+
+    For code that must not get ``KeyboardInterrupt`` at a random point (an
+    event loop's callbacks); it must stop by itself once called, and then
+    check :func:`interrupted`.  Only in effect while a :class:`Session` is open.
+    """
+    _interrupt_callbacks.append(callback)
+    try:
+        yield
+    finally:
+        _interrupt_callbacks.remove(callback)
 
 
 def interrupted() -> bool:
@@ -117,6 +133,9 @@ def _stop_if_interrupted() -> None:
 
 def _on_sigint(signum: int, frame: Any) -> None:
     _interrupt_flag.set()
+    if _interrupt_callbacks:
+        _interrupt_callbacks[-1]()
+        return
     raise KeyboardInterrupt
 
 

@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import importlib
 import math
-import signal
 import socket
 import struct
 from typing import Any, Awaitable, Callable, List, Optional
@@ -47,7 +46,8 @@ from .harness import (
     ROLE_PYTHON,
     Contestant,
     Session,
-    note_interrupt,
+    interrupted,
+    on_interrupt,
 )
 from .sender import Sender
 from .workloads import frame_count, make_payloads, verify_frames
@@ -147,9 +147,9 @@ class _AsyncRun(_Run):
 
     Ctrl-C must not raise ``KeyboardInterrupt`` inside the loop's callbacks
     (uvloop then logs a traceback, or leaves the loop marked as running), so
-    while the loop exists SIGINT is the loop's: it cancels the run, which then
-    raises ``KeyboardInterrupt`` from :meth:`_run`, out of the loop.  The
-    handler is set and removed by the hooks, outside the timer.
+    while the loop runs, the session's SIGINT handler cancels the run instead
+    (:func:`~framekit.apps.benchmarks.harness.on_interrupt`), and :meth:`_run`
+    raises ``KeyboardInterrupt`` once out of the loop.
     """
 
     def __init__(
@@ -162,40 +162,23 @@ class _AsyncRun(_Run):
         self._new_loop = new_loop
         self._main = main
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._task: Optional[asyncio.Future[Any]] = None
-        self._interrupted = False
-        self._previous: Any = None  # the SIGINT handler to put back, while the loop has it
 
     def before(self) -> None:
         self._loop = self._new_loop()
-        self._interrupted = False
-        previous = signal.getsignal(signal.SIGINT)
-        if previous not in (signal.SIG_IGN, None):
-            try:
-                self._loop.add_signal_handler(signal.SIGINT, self._interrupt)
-                self._previous = previous
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass  # not the main thread, or no signals here
         super().before()
 
-    def _interrupt(self) -> None:
-        self._interrupted = True
-        note_interrupt()
-        if self._task is not None:
-            self._task.cancel()
-
     def _run(self) -> Any:
-        assert self._loop is not None
-        self._task = self._loop.create_task(self._main())  # type: ignore[arg-type]
-        try:
-            output = self._loop.run_until_complete(self._task)
-        except asyncio.CancelledError:
-            if self._interrupted:
-                raise KeyboardInterrupt from None
-            raise
-        finally:
-            self._task = None
-        if self._interrupted:
+        loop = self._loop
+        assert loop is not None
+        task: asyncio.Task[Any] = loop.create_task(self._main())  # type: ignore[arg-type]
+        with on_interrupt(lambda: loop.call_soon_threadsafe(task.cancel)):
+            try:
+                output = loop.run_until_complete(task)
+            except asyncio.CancelledError:
+                if interrupted():
+                    raise KeyboardInterrupt from None
+                raise
+        if interrupted():
             raise KeyboardInterrupt
         return output
 
@@ -208,15 +191,9 @@ class _AsyncRun(_Run):
     def abort(self) -> None:
         """Close the loop, and nothing else (an interrupted run: no acknowledgement to wait for)."""
         loop, self._loop = self._loop, None
-        if loop is None:
-            return
-        if self._previous is not None:
-            previous, self._previous = self._previous, None
+        if loop is not None:
             with contextlib.suppress(Exception):
-                loop.remove_signal_handler(signal.SIGINT)
-            signal.signal(signal.SIGINT, previous)  # asyncio would leave its own default
-        with contextlib.suppress(Exception):
-            loop.close()
+                loop.close()
 
 
 def _connect(w: EndToEndWorkload) -> socket.socket:

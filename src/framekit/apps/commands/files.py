@@ -78,6 +78,7 @@ from ...codecs.interface import Codec
 from ...errors import ConnectionClosed, FramingError
 from ...sync import FramedSocket, connect, serve
 from ..errors import CommandError, describe_error
+from ..hints import decoding_hint
 from ..transfer import (
     _MAX_INFO_BYTES,
     ACK,
@@ -536,7 +537,9 @@ def _first_frame(conn: FramedSocket, peer: str) -> Optional[bytes]:
         logger.info("%s closed the connection without sending a file", peer)
         return None
     except (FramingError, ConnectionError, TimeoutError, OSError) as exc:
-        logger.warning("%s: dropping the connection: %s", peer, describe_error(exc))
+        hint = decoding_hint(exc, conn.codec, first=True)
+        reason = describe_error(exc) + (f"; {hint}" if hint else "")
+        logger.warning("%s: dropping the connection: %s", peer, reason)
         return None
     if frame[:1] != HEADER:
         logger.warning("%s: dropping the connection: it did not start with a file header", peer)

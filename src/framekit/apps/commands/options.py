@@ -253,6 +253,11 @@ class MessageCodec:
         """The wrapped codec's ``max_frame_size``."""
         return self._encoder.max_frame_size  # type: ignore[no-any-return]
 
+    @property
+    def codec(self) -> Any:
+        """The wrapped codec, as configured (for ``framekit explain`` and error hints)."""
+        return self._encoder
+
     def _split(self, message: Buffer) -> tuple[Buffer, Buffer]:
         if len(message) < self.offset:
             raise ValueError(
