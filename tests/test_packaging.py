@@ -129,9 +129,7 @@ def test_a_failed_auto_build_is_an_honest_pure_wheel_and_says_so(
     assert "the extension could not be compiled at install time" in warning
     assert "the compiler /bin/false failed" in warning
 
-    asked = _run(
-        [python, "-c", "import framekit"], cwd=tmp_path, env={"FRAMEKIT_PURE_PYTHON": "1"}
-    )
+    asked = _run([python, "-c", "import framekit"], cwd=tmp_path, env={"FRAMEKIT_PURE_PYTHON": "1"})
     assert asked.stderr == ""  # asked for: no warning
 
     info = _run([python, "-m", "framekit", "info"], cwd=tmp_path)
