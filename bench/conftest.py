@@ -16,7 +16,10 @@ again afterwards.  The garbage collector is off while timing
 
 ``--benchmark-disable`` is the smoke mode CI runs: workloads shrink to a few
 KiB and each contestant runs once, checked, so the suite proves it works in
-seconds.  Optional peers that are not installed are skipped.
+seconds.  ``--bench-quick`` measures only the comparisons of ``framekit bench
+--quick`` (the rows the speed targets are about): about a minute instead of
+five or more for the whole matrix.  Optional peers that are not installed are
+skipped.
 """
 
 from __future__ import annotations
@@ -31,6 +34,14 @@ from framekit.apps.benchmarks import catalogue, harness
 SMOKE_SCALE = 0.01
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--bench-quick",
+        action="store_true",
+        help="only the comparisons of 'framekit bench --quick' (about a minute)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config.option, "benchmark_disable_gc"):
         config.option.benchmark_disable_gc = True
@@ -40,9 +51,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" not in metafunc.fixturenames:
         return
     kind = metafunc.module.KIND
+    profile = "quick" if metafunc.config.getoption("bench_quick", default=False) else "all"
     cases = [
         pytest.param((comparison, contestant), id=f"{comparison.id}/{contestant.name}")
-        for comparison in catalogue.comparisons("all", kind)
+        for comparison in catalogue.comparisons(profile, kind)
         for contestant in comparison.contestants
     ]
     metafunc.parametrize("case", cases)
