@@ -35,8 +35,10 @@ if MODE not in ("auto", "yes", "no"):
     sys.exit(f"FRAMEKIT_BUILD_EXTENSION must be auto, yes or no, not {MODE!r}")
 
 NAME = "framekit._speedups"
-#: What the build did; written to framekit/_build_info.json.
+#: What the build did with the codec extension (NAME); written to framekit/_build_info.json.
 RECORD = {"extension": "skipped", "mode": MODE, "reason": "", "compiler": ""}
+#: Every extension that was compiled; none: the wheel is pure.
+BUILT: set = set()
 #: Why the extension cannot even be attempted (no Cython, a .pyx that does not translate).
 PROBLEM = ""
 
@@ -53,18 +55,23 @@ class OptionalBuildExt(build_ext):
             self._write_record()
 
     def build_extension(self, ext: Extension) -> None:
+        codec = ext.name == NAME  # the record is about the codec's extension
         if MODE == "no":
-            RECORD.update(extension="skipped", reason="FRAMEKIT_BUILD_EXTENSION=no")
+            if codec:
+                RECORD.update(extension="skipped", reason="FRAMEKIT_BUILD_EXTENSION=no")
             return
-        RECORD["compiler"] = self._compiler_name()
+        if codec:
+            RECORD["compiler"] = self._compiler_name()
         try:
             if PROBLEM:
                 raise RuntimeError(PROBLEM)
             super().build_extension(ext)
         except Exception as exc:  # noqa: BLE001
-            self._fail(exc)
+            self._fail(exc, record=codec)
         else:
-            RECORD.update(extension="built", reason="")
+            BUILT.add(ext.name)
+            if codec:
+                RECORD.update(extension="built", reason="")
 
     def _compiler_name(self) -> str:
         command = getattr(self.compiler, "compiler_so", None) or []
@@ -79,7 +86,7 @@ class OptionalBuildExt(build_ext):
         first = out.strip().splitlines()[0] if out.strip() else ""
         return f"{command[0]} ({first})" if first else command[0]
 
-    def _fail(self, exc: BaseException) -> None:
+    def _fail(self, exc: BaseException, *, record: bool = True) -> None:
         if MODE == "yes":
             raise exc
         reason = " ".join(str(exc).split()) or type(exc).__name__
@@ -88,7 +95,8 @@ class OptionalBuildExt(build_ext):
             reason = f"the compiler {command.group(1)} failed with exit status {command.group(2)}"
         elif len(reason) > 300:
             reason = reason[:297] + "..."
-        RECORD.update(extension="failed", reason=reason)
+        if record:
+            RECORD.update(extension="failed", reason=reason)
         banner = "*" * 75
         sys.stderr.write(
             f"\n{banner}\nWARNING: the framekit._speedups extension could not be compiled "
@@ -118,13 +126,13 @@ class OptionalBuildExt(build_ext):
 
 
 class HonestBdistWheel(bdist_wheel):
-    """Tag the wheel ``py3-none-any`` when the extension was not built into it."""
+    """Tag the wheel ``py3-none-any`` when no extension was built into it."""
 
     def run(self) -> None:
         if not self.skip_build:
             self.run_command("build")
             self.skip_build = True  # built once; the install step must not build again
-        if RECORD["extension"] != "built":
+        if not BUILT:
             self.root_is_pure = True
             self.distribution.ext_modules = []  # so the files go to purelib too
         super().run()
