@@ -21,7 +21,10 @@ again afterwards.  The garbage collector is off while timing
 
 ``--benchmark-disable`` is the smoke mode CI runs: workloads shrink to a few
 KiB and each contestant runs once, checked, so the suite proves it works in
-seconds.  Optional peers that are not installed are skipped.
+seconds.  ``--bench-quick`` measures only the comparisons of ``framekit bench
+--quick`` (the rows the speed targets are about): about a minute instead of
+five or more for the whole matrix.  Optional peers that are not installed are
+skipped.
 """
 
 from __future__ import annotations
@@ -36,6 +39,14 @@ from framekit.apps.benchmarks import catalogue, harness
 SMOKE_SCALE = 0.01
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--bench-quick",
+        action="store_true",
+        help="only the comparisons of 'framekit bench --quick' (about a minute)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config.option, "benchmark_disable_gc"):
         config.option.benchmark_disable_gc = True
@@ -45,7 +56,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" not in metafunc.fixturenames:
         return
     kind = metafunc.module.KIND
-    comparisons = catalogue.comparisons("all", kind)
+    profile = "quick" if metafunc.config.getoption("bench_quick", default=False) else "all"
+    comparisons = catalogue.comparisons(profile, kind)
     if kind == "server" and metafunc.config.getoption("benchmark_disable", default=False):
         # Smoke mode: one load is proof enough that every server runs (each costs seconds).
         comparisons = [c for c in comparisons if c.scenario.key == "server-100x1"]

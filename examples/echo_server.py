@@ -38,4 +38,11 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except OSError as exc:
+        # An ordinary mistake (a closed port, an address in use, a remote error, the
+        # other end speaking another format) gets one line, not a traceback.
+        sys.exit(f"error: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}")

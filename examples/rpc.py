@@ -129,10 +129,23 @@ def main(argv: Optional[List[str]] = None) -> None:
     elif args[:1] == ["call"] and len(args) >= 3:
         params = [int(p) if p.lstrip("-").isdigit() else p for p in args[3:]]
         with framekit.connect(args[1], timeout=5, **protocol(use_msgpack)) as conn:
-            print(call(conn, 1, args[2], *params))
+            try:
+                print(call(conn, 1, args[2], *params))
+            except TimeoutError:  # a server that could not read our body skips it
+                raise RemoteError(
+                    "no answer within 5 s: do both ends use the same body format "
+                    "(--msgpack on both, or on neither)?"
+                ) from None
     else:
         sys.exit(__doc__)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except (OSError, framekit.FramingError, framekit.SerializationError, RemoteError) as exc:
+        # An ordinary mistake (a closed port, an address in use, a remote error, the
+        # other end speaking another format) gets one line, not a traceback.
+        sys.exit(f"error: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}")

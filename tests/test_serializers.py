@@ -108,7 +108,7 @@ def test_no_pickle_ships() -> None:
     assert not hasattr(serializers, "PICKLE")
     assert "pickle" not in vars(serializers)
     assert sorted(serializers.__all__) == sorted(
-        ["JSON", "MSGPACK", "JSONSerializer", "Serializer", "dumps", "loads"]
+        ["JSON", "MSGPACK", "JSONSerializer", "Msgspec", "Serializer", "dumps", "loads"]
     )
     assert framekit.serializers is serializers
 

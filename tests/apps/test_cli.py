@@ -84,3 +84,109 @@ def test_ctrl_c_is_status_130(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr("framekit.apps.commands.send.run", run)
     assert main(["send", "tcp://127.0.0.1:1"]) == 130
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import framekit
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"framekit {framekit.__version__} ({framekit.BACKEND} backend, ")
+
+
+def test_debug_after_the_subcommand(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+
+    def run(args: object) -> int:
+        seen.append(args.debug)
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("framekit.apps.commands.send.run", run)
+    for argv in (["send", "--debug", "tcp://127.0.0.1:1"], ["--debug", "send", "tcp://x:1"]):
+        with pytest.raises(RuntimeError, match="boom"):  # --debug: the traceback, not a line
+            main(argv)
+    assert main(["send", "tcp://127.0.0.1:1"]) == 1
+    assert seen == [True, True, False]
+
+
+def test_info(capsys: pytest.CaptureFixture[str]) -> None:
+    import framekit
+    from framekit.codecs.backend import BACKEND_REASON
+
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"framekit {framekit.__version__} (")
+    assert f"backend: {framekit.BACKEND}: {BACKEND_REASON}\n" in out
+    assert BACKEND_REASON
+    assert "\nbuild: " in out and "\nPython: " in out
+    for name in ("uvloop", "msgpack", "anyio", "msgspec"):
+        assert f"\n  {name}: " in out
+
+
+def test_info_says_why_the_pure_backend_was_chosen() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "framekit", "info"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**__import__("os").environ, "FRAMEKIT_PURE_PYTHON": "1"},
+    )
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert (
+        "backend: python: FRAMEKIT_PURE_PYTHON asked for the pure-Python reference" in proc.stdout
+    )
+
+
+def test_no_import_cycle_in_the_applications() -> None:
+    """The subcommands never import cli (which imports them): no cycle anywhere in apps."""
+    import ast
+    import os
+
+    import framekit.apps
+
+    root = next(iter(framekit.apps.__path__))
+    graph = {}
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(folder, name)
+            parts = os.path.relpath(path, root)[: -len(".py")].split(os.sep)
+            is_package = parts[-1] == "__init__"
+            if is_package:
+                parts = parts[:-1]
+            module = ".".join(["framekit", "apps", *parts])
+            package = module if is_package else module.rsplit(".", 1)[0]
+            with open(path, encoding="utf-8") as f:
+                tree = ast.parse(f.read())
+            targets = set()
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom):
+                    if node.level:
+                        base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                        target = f"{base}.{node.module}" if node.module else base
+                    else:
+                        target = node.module or ""
+                    targets.add(target)
+                    targets.update(f"{target}.{alias.name}" for alias in node.names)
+                elif isinstance(node, ast.Import):
+                    targets.update(alias.name for alias in node.names)
+            graph[module] = targets
+    edges = {m: {t for t in targets if t in graph and t != m} for m, targets in graph.items()}
+
+    def cycle_from(start: str) -> list:
+        stack = [(start, [start])]
+        while stack:
+            node, path = stack.pop()
+            for nxt in edges[node]:
+                if nxt == start:
+                    return [*path, start]
+                if nxt not in path:
+                    stack.append((nxt, [*path, nxt]))
+        return []
+
+    assert "framekit.apps.cli" in graph and "framekit.apps.errors" in graph
+    for module in graph:
+        assert cycle_from(module) == [], " -> ".join(cycle_from(module))

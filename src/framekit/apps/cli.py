@@ -11,12 +11,18 @@ A module holding several subcommands names each with ``"module:attribute"``;
 the attribute then provides ``add_arguments`` and ``run``.
 
 Errors: a tool raises; :func:`main` prints one line, ``framekit CMD: error:
-REASON``, and returns 1 (130 for Ctrl-C).  No traceback unless ``--debug``.
+REASON``, and returns 1 (130 for Ctrl-C).  No traceback unless ``--debug``,
+which is accepted before the subcommand and after it.
 :func:`describe_error` writes that line for any exception (``OSError``'s
 ``[Errno N]`` noise dropped, TLS errors named), and :class:`CommandError`
 carries a reason already written for the user.  Log records of the
 ``framekit`` logger go to stderr in the same one-line form while a command
 runs (INFO and up; DEBUG with ``--debug``).
+
+Imports go one way: the subcommands import :mod:`framekit.apps.errors` and
+:mod:`framekit.apps.logs`, never this module, which imports them (its
+``CommandError``, ``describe_error`` and ``setup_logging`` are those modules'
+objects, re-exported).
 """
 
 from __future__ import annotations
@@ -25,12 +31,13 @@ import argparse
 import functools
 import importlib
 import logging
-import socket
-import ssl
 import sys
 from typing import Any, Optional, Sequence
 
-__all__ = ["CommandError", "build_parser", "describe_error", "main", "setup_logging"]
+from .errors import CommandError, describe_error
+from .logs import setup_logging
+
+__all__ = ["CommandError", "build_parser", "describe_error", "main", "setup_logging", "version"]
 
 #: subcommand -> (module under framekit.apps.commands, one-line help)
 COMMANDS = {
@@ -38,8 +45,24 @@ COMMANDS = {
     "send": ("send", "send messages as frames and print the replies"),
     "send-file": ("files:send", "send files (name, size and sha256 checked by the receiver)"),
     "recv-file": ("files:recv", "receive files sent by send-file into a directory"),
+    "explain": ("explain", "draw a framing's layout; annotate a hex dump frame by frame"),
+    "info": ("info", "version, codec backend (and why), Python, optional packages, build"),
     "bench": ("bench", "compare the Cython and pure-Python codecs and the usual alternatives"),
 }
+
+_DEBUG_HELP = "show tracebacks on errors"
+
+
+def version() -> str:
+    """``framekit 0.1.0 (cython backend, CPython 3.11.7)``."""
+    import platform
+
+    import framekit
+
+    return (
+        f"framekit {framekit.__version__} ({framekit.BACKEND} backend, "
+        f"{platform.python_implementation()} {platform.python_version()})"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,12 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="framekit", description="Message framing for sockets: tools and benchmarks."
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
+    parser.add_argument(
+        "--version", action="version", version=version(), help="print the version and exit"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module_name, help_text) in COMMANDS.items():
         module_name, _, attribute = module_name.partition(":")
         command = sub.add_parser(name, help=help_text, description=help_text)
+        # Also after the subcommand; SUPPRESS keeps a --debug given before it.
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP
+        )
         try:
             module: Any = importlib.import_module(f"framekit.apps.commands.{module_name}")
         except ImportError as exc:
@@ -69,70 +99,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _unavailable(exc: ImportError, args: argparse.Namespace) -> int:
     raise CommandError(f"this command cannot load: {exc}")
-
-
-class CommandError(Exception):
-    """A failure whose message is already the one line the user should read."""
-
-
-def describe_error(exc: BaseException) -> str:
-    """Return one line saying what went wrong, without Python's noise."""
-    if isinstance(exc, CommandError):
-        text = str(exc)
-    elif isinstance(exc, ssl.SSLCertVerificationError):
-        text = f"TLS certificate verification failed: {getattr(exc, 'verify_message', exc)}"
-    elif isinstance(exc, ssl.SSLError):
-        text = f"TLS error: {getattr(exc, 'reason', None) or exc}"
-    elif isinstance(exc, socket.timeout) and not exc.strerror:
-        text = str(exc) or "timed out"
-    elif isinstance(exc, OSError) and exc.strerror:
-        text = exc.strerror
-        if exc.filename is not None:
-            text = f"{exc.filename}: {text}"
-    else:
-        text = str(exc) or type(exc).__name__
-    return " ".join(text.split())
-
-
-class _Formatter(logging.Formatter):
-    def __init__(self, command: str) -> None:
-        super().__init__()
-        self.command = command
-
-    def format(self, record: logging.LogRecord) -> str:
-        if record.levelno >= logging.ERROR:
-            level = "error: "
-        elif record.levelno >= logging.WARNING:
-            level = "warning: "
-        else:
-            level = ""
-        line = f"framekit {self.command}: {level}{record.getMessage()}"
-        if record.exc_info and logging.getLogger("framekit").isEnabledFor(logging.DEBUG):
-            line += "\n" + self.formatException(record.exc_info)
-        return line
-
-
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stderr`` is when a record arrives (tests swap it)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr
-        super().emit(record)
-
-
-def setup_logging(command: str, debug: bool = False) -> logging.Handler:
-    """Send the ``framekit`` logger's records to stderr as one-line messages.
-
-    Returns:
-        The handler; pass it to ``logging.getLogger("framekit").removeHandler``
-        when done.
-    """
-    handler = _StderrHandler()
-    handler.setFormatter(_Formatter(command))
-    logger = logging.getLogger("framekit")
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if debug else logging.INFO)
-    return handler
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -47,6 +47,18 @@ under the final name.
 Names are the sender's choice, so they are untrusted: absolute paths, ``..``,
 path separators, NUL and control characters (which could rewrite a terminal
 through a log line) are refused.
+
+**Stale temporary files.**  A receiver killed with SIGKILL (or a power cut)
+cannot remove its temporary file, ``.NAME.XXXXXXXX.part``.  Every temporary
+file is locked (``flock``) by the receiver that writes it, for as long as it
+exists, and the kernel drops that lock when the process dies, however it
+dies.  :func:`remove_stale_parts` (``recv-file`` calls it at start) removes
+the files of that exact pattern that no process holds locked: those of a dead
+receiver, never those of another receiver writing to the same directory right
+now.  To close the gap between creating a file and locking it, a receiver
+holds a shared lock on the directory itself during those two steps, and the
+cleanup an exclusive one while it looks.  Where ``flock`` does not exist
+(Windows), only files untouched for :data:`STALE_AGE` seconds are removed.
 """
 
 from __future__ import annotations
@@ -58,10 +70,18 @@ import json
 import logging
 import ntpath
 import os
+import re
 import secrets
 import shutil
+import stat
+import time
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "ACK",
@@ -82,6 +102,7 @@ __all__ = [
     "encode_error",
     "encode_header",
     "parse_reply",
+    "remove_stale_parts",
 ]
 
 logger = logging.getLogger("framekit")
@@ -110,6 +131,10 @@ _INVISIBLE = frozenset(
 )
 #: Bytes of a received file's name kept in its temporary name (``.NAME.RANDOM.part``).
 _TEMP_NAME_BYTES = 200
+#: The temporary names this module makes, and only those.
+_TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{8}\.part$", re.DOTALL)
+#: Without ``flock``: seconds since a temporary file last changed before it counts as stale.
+STALE_AGE = 24 * 3600
 
 
 class TransferError(Exception):
@@ -273,15 +298,18 @@ class IncomingFile:
         # Not mkstemp: its files are 0600, and a received file should get the
         # usual mode (0666 less the umask), as any new file does.
         stem = _shorten(name, _TEMP_NAME_BYTES)
-        for _attempt in range(100):
-            self.temp_path = os.path.join(directory, f".{stem}.{secrets.token_hex(4)}.part")
-            try:
-                fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            except FileExistsError:
-                continue
-            break
-        else:  # pragma: no cover - 100 collisions of 32 random bits
-            raise FileExistsError(errno.EEXIST, "cannot create a temporary file", directory)
+        with _directory_lock(directory, exclusive=False):  # see remove_stale_parts
+            for _attempt in range(100):
+                self.temp_path = os.path.join(directory, f".{stem}.{secrets.token_hex(4)}.part")
+                try:
+                    fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                except FileExistsError:
+                    continue
+                break
+            else:  # pragma: no cover - 100 collisions of 32 random bits
+                raise FileExistsError(errno.EEXIST, "cannot create a temporary file", directory)
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # ours until closed: not stale
         self._file = os.fdopen(fd, "wb", buffering=0)
 
     def write(self, data: memoryview) -> None:
@@ -342,6 +370,73 @@ class IncomingFile:
             os.unlink(self.temp_path)
         except FileNotFoundError:
             pass
+
+
+@contextlib.contextmanager
+def _directory_lock(directory: str, *, exclusive: bool) -> Iterator[None]:
+    """Hold a ``flock`` on ``directory`` (nothing where there is none, or it cannot be had)."""
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        except OSError:  # a filesystem without locks: no worse than before
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def remove_stale_parts(directory: str) -> List[str]:
+    """Remove the temporary files that interrupted transfers left in ``directory``.
+
+    Only names of the form ``.NAME.XXXXXXXX.part`` (eight hex digits) are
+    considered, and only those no live receiver holds locked (see the module
+    notes); without ``flock``, those untouched for :data:`STALE_AGE` seconds.
+
+    Returns:
+        The names removed.
+    """
+    removed: List[str] = []
+    with _directory_lock(directory, exclusive=True):
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            return removed
+        for name in names:
+            if _TEMP_NAME.match(name) and _stale(os.path.join(directory, name)):
+                try:
+                    os.unlink(os.path.join(directory, name))
+                except OSError:
+                    continue
+                removed.append(name)
+    return removed
+
+
+def _stale(path: str) -> bool:
+    try:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(path, flags)
+    except OSError:  # gone, a symlink, unreadable: not ours to judge
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        if fcntl is None:  # pragma: no cover - Windows
+            return time.time() - os.fstat(fd).st_mtime > STALE_AGE
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # a live receiver holds it
+        return True
+    finally:
+        os.close(fd)
 
 
 #: ``link()`` errors that mean "no hard links on this filesystem".

@@ -14,8 +14,20 @@ used when it imports, and its references when it does not:
 otherwise: a build where one extension failed is a failed build (with
 ``FRAMEKIT_BUILD_EXTENSION=yes`` it fails outright), and a fast path that is
 quietly missing for some codecs must not read as ``"cython"``.  ``BACKENDS``
-says which implementation each codec got.  Type checkers always see the
-reference modules, which are the documented specification.
+says which implementation each codec got, and ``BACKEND_REASON`` why, in
+words (``framekit info`` shows it).  Type checkers always see the reference
+modules, which are the documented specification.
+
+**Was an extension expected?**  ``setup.py`` records what the build did in
+``framekit/_build_info.json`` next to the package: for each codec extension
+``"built"``, ``"failed"`` (with the compiler's error) or ``"skipped"``
+(``FRAMEKIT_BUILD_EXTENSION=no``).  When an extension does not import, one
+``RuntimeWarning`` is issued at import if the record says it was built (it
+broke since) or that building it failed (an ``auto`` build fell back to pure
+Python): the user asked for the fast path and did not get it.  There is no
+warning when ``FRAMEKIT_PURE_PYTHON`` asked for the pure backend, when the
+build skipped the extensions on request, or when there is no record at all (a
+source tree used without a build).
 
 The references stay importable by name for tests and benchmarks
 (``framekit.codecs.length_prefixed``, ``lines``, ``delimited``, ``netstring``,
@@ -24,12 +36,16 @@ The references stay importable by name for tests and benchmarks
 
 from __future__ import annotations
 
+import json
 import os
-from typing import TYPE_CHECKING, Dict
+import sys
+import warnings
+from typing import TYPE_CHECKING, Any, Dict, List, Literal, Optional
 
 __all__ = [
     "BACKEND",
     "BACKENDS",
+    "BACKEND_REASON",
     "Delimited",
     "DelimitedDecoder",
     "FixedLength",
@@ -40,13 +56,78 @@ __all__ = [
     "LinesDecoder",
     "Netstring",
     "NetstringDecoder",
+    "build_info",
 ]
 
-BACKEND: str
+#: The file ``setup.py`` writes into the package when it builds (or skips) the extensions.
+BUILD_INFO_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "_build_info.json")
+
+BACKEND: Literal["cython", "python"]
 #: Which implementation each codec got: ``"cython"`` or ``"python"``.
 BACKENDS: Dict[str, str]
+#: Why ``BACKEND`` is what it is, in one sentence.
+BACKEND_REASON: str
 
 _TEXT_CODECS = ("Lines", "Delimited", "Netstring", "FixedLength")
+
+
+def build_info() -> Optional[Dict[str, Any]]:
+    """What the build recorded about the extension, or ``None`` if it left no record.
+
+    Keys: ``extension`` (``built``, ``failed`` or ``skipped``), ``mode`` (the
+    ``FRAMEKIT_BUILD_EXTENSION`` value), ``reason`` (why it failed or was
+    skipped), ``compiler`` (the compiler command and its version line).
+    """
+    try:
+        with open(BUILD_INFO_FILE, encoding="utf-8") as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _missing(module: str, exc: ImportError) -> str:
+    """Say why an extension is missing; warn if the build promised it."""
+    info = build_info()
+    states = info.get("extensions") if info else None
+    status = states.get(module) if isinstance(states, dict) else None
+    if status is None and info:
+        status = info.get("extension")
+    if status == "skipped":
+        return f"the build skipped {module} ({info.get('reason') if info else ''})"
+    if status == "built":
+        reason = f"{module} was built at install time but does not import ({exc})"
+    elif status == "failed":
+        reason = (
+            f"{module} could not be compiled at install time ({info.get('reason') if info else ''})"
+        )
+    else:
+        return "no compiled extension here (a source tree that was not built)"
+    warnings.warn(
+        f"framekit: {reason}; using the pure-Python codec, which is several times slower. "
+        "Install a C compiler and reinstall (pip install --force-reinstall --no-cache-dir "
+        "framekit), or set FRAMEKIT_PURE_PYTHON=1 to choose the pure backend and silence this.",
+        RuntimeWarning,
+        stacklevel=_outside_framekit(),
+    )
+    return reason
+
+
+def _outside_framekit() -> int:
+    """The ``stacklevel`` of the first caller outside framekit (the user's import)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    level, frame = 1, sys._getframe(1)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not (name.startswith(package) or name.startswith("<frozen importlib")):
+            break
+        if not name.startswith("<frozen importlib"):  # warnings skips importlib's own frames
+            level += 1
+        frame = frame.f_back  # type: ignore[assignment]
+    return level
+
+
+_why: List[str] = []
 
 if TYPE_CHECKING or os.environ.get("FRAMEKIT_PURE_PYTHON", "") not in ("", "0"):
     from .delimited import Delimited, DelimitedDecoder
@@ -56,16 +137,18 @@ if TYPE_CHECKING or os.environ.get("FRAMEKIT_PURE_PYTHON", "") not in ("", "0"):
     from .netstring import Netstring, NetstringDecoder
 
     BACKENDS = dict.fromkeys(("LengthPrefixed", *_TEXT_CODECS), "python")
+    _why.append("FRAMEKIT_PURE_PYTHON asked for the pure-Python references")
 else:
     BACKENDS = {}
     try:
         from .._speedups import LengthPrefixed, LengthPrefixedDecoder
 
         BACKENDS["LengthPrefixed"] = "cython"
-    except ImportError:
+    except ImportError as _exc:
         from .length_prefixed import LengthPrefixed, LengthPrefixedDecoder
 
         BACKENDS["LengthPrefixed"] = "python"
+        _why.append(_missing("framekit._speedups", _exc))
     try:
         from .._speedups_text import (
             Delimited,
@@ -79,12 +162,18 @@ else:
         )
 
         BACKENDS.update(dict.fromkeys(_TEXT_CODECS, "cython"))
-    except ImportError:
+    except ImportError as _exc:
         from .delimited import Delimited, DelimitedDecoder
         from .fixed_length import FixedLength, FixedLengthDecoder
         from .lines import Lines, LinesDecoder
         from .netstring import Netstring, NetstringDecoder
 
         BACKENDS.update(dict.fromkeys(_TEXT_CODECS, "python"))
+        _why.append(_missing("framekit._speedups_text", _exc))
 
 BACKEND = "cython" if set(BACKENDS.values()) == {"cython"} else "python"
+BACKEND_REASON = (
+    "; ".join(_why)
+    if _why
+    else "the compiled extensions framekit._speedups and framekit._speedups_text loaded"
+)

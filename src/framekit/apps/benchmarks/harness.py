@@ -37,6 +37,21 @@ back.  Its workload has ``frames == 1``, and a repeat's time is the run's
 seconds per frame, so medians, spreads and ratios work as for every other row;
 the run's own measurements (latency percentiles) go to the row's ``metrics``,
 each the median over the repeats.
+**Ctrl-C** stops a run for good.  ``KeyboardInterrupt`` is never caught as a
+contestant's failure (only ``Exception`` is), and when it comes during a
+hooked call, ``after()`` is *not* called: waiting for an acknowledgement that
+the interrupted run will never earn could hang, and an error it raised would
+replace the interrupt and be reported as a wrong output.  ``abort()``, if the
+runner has it, cleans up without waiting.  :meth:`Session.close` then closes
+the resources, hard (``abort()``) when the session ends with an exception.
+
+A ``KeyboardInterrupt`` can also be raised where Python swallows it: in a
+``__del__`` (an asyncio transport collected mid-run) or an event loop's
+callback (uvloop logs it).  So while a :class:`Session` is open, SIGINT sets a
+flag (:func:`interrupted`); while an event loop runs a contestant, it calls
+that run's :func:`on_interrupt` callback (which cancels the run) instead of
+raising inside the loop; an interrupt swallowed anyway is not printed; and
+every call checks the flag when it returns: the run stops there at the latest.
 
 Nothing here knows what a codec is: contestants and workloads come from
 :mod:`framekit.apps.benchmarks.catalogue`.
@@ -44,13 +59,17 @@ Nothing here knows what a codec is: contestants and workloads come from
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import math
+import signal
 import statistics
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Protocol, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Tuple, TypeVar
 
 from .workloads import size_label
 
@@ -69,7 +88,9 @@ __all__ = [
     "Settings",
     "WorkloadLike",
     "check",
+    "interrupted",
     "measure",
+    "on_interrupt",
     "unavailable",
 ]
 
@@ -83,6 +104,57 @@ ROLE_PEER = "peer"
 ROLE_FLOOR = "floor"
 
 T = TypeVar("T")
+
+#: Set by SIGINT while a session is open (see the module notes).
+_interrupt_flag = threading.Event()
+
+
+#: What SIGINT does instead of raising, innermost last (see :func:`on_interrupt`).
+_interrupt_callbacks: List[Callable[[], Any]] = []
+
+
+@contextlib.contextmanager
+def on_interrupt(callback: Callable[[], Any]) -> Iterator[None]:
+    """While in the block, SIGINT calls ``callback()`` rather than raising.
+
+    For code that must not get ``KeyboardInterrupt`` at a random point (an
+    event loop's callbacks); it must stop by itself once called, and then
+    check :func:`interrupted`.  Only in effect while a :class:`Session` is open.
+    """
+    _interrupt_callbacks.append(callback)
+    try:
+        yield
+    finally:
+        _interrupt_callbacks.remove(callback)
+
+
+def interrupted() -> bool:
+    """Whether Ctrl-C came since the session opened."""
+    return _interrupt_flag.is_set()
+
+
+def _stop_if_interrupted() -> None:
+    if _interrupt_flag.is_set():
+        raise KeyboardInterrupt
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    _interrupt_flag.set()
+    if _interrupt_callbacks:
+        _interrupt_callbacks[-1]()
+        return
+    raise KeyboardInterrupt
+
+
+def _unraisable(previous: Callable[[Any], None]) -> Callable[[Any], None]:
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            _interrupt_flag.set()  # swallowed where it was raised; acted on at the next check
+            return
+        previous(unraisable)
+
+    return hook
+
 
 Runner = Callable[[], Any]
 
@@ -205,6 +277,7 @@ class Session:
         self.scale = scale
         self.options: Dict[str, Any] = options
         self._resources: Dict[str, Any] = {}
+        self._restore: List[Callable[[], None]] = []
 
     def resource(self, key: str, factory: Callable[[], T]) -> T:
         """Return the resource ``key``, made by ``factory()`` on first use.
@@ -215,17 +288,40 @@ class Session:
             self._resources[key] = factory()
         return self._resources[key]  # type: ignore[no-any-return]
 
-    def close(self) -> None:
-        """Close every resource, newest first."""
+    def close(self, *, abort: bool = False) -> None:
+        """Close every resource, newest first.
+
+        Args:
+            abort: the run was interrupted: stop each resource at once
+                (its ``abort()`` when it has one) rather than politely.
+        """
         while self._resources:
             _, res = self._resources.popitem()
-            res.close()
+            stop = getattr(res, "abort", None) if abort else None
+            (stop or res.close)()
 
     def __enter__(self) -> Session:
+        _interrupt_flag.clear()
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if previous is signal.default_int_handler:  # not ignored, not someone else's
+                signal.signal(signal.SIGINT, _on_sigint)
+
+                def restore() -> None:
+                    signal.signal(signal.SIGINT, previous)
+
+                self._restore.append(restore)
+            hook = sys.unraisablehook
+            sys.unraisablehook = _unraisable(hook)
+            self._restore.append(lambda: setattr(sys, "unraisablehook", hook))
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        try:
+            self.close(abort=exc_type is not None or interrupted())
+        finally:
+            while self._restore:
+                self._restore.pop()()
 
 
 @dataclass(frozen=True)
@@ -344,15 +440,30 @@ def _call(run: Runner) -> Tuple[float, Any]:
     """One hooked call: ``before()``, the timed call, ``after()``."""
     before = getattr(run, "before", None)
     after = getattr(run, "after", None)
+    _stop_if_interrupted()
     if before is not None:
         before()
     start = _clock()
     try:
         output = run()
         elapsed = _clock() - start
-    finally:
+        _stop_if_interrupted()
+    except Exception:
+        _stop_if_interrupted()  # an error caused by the interrupt is no error
         if after is not None:
             after()
+        raise
+    except BaseException:  # Ctrl-C: no after(), see the module notes
+        abort = getattr(run, "abort", None)
+        if abort is not None:
+            try:
+                abort()
+            except Exception:  # nothing may replace the interrupt
+                pass
+        raise
+    if after is not None:
+        after()
+    _stop_if_interrupted()
     return elapsed, output
 
 
@@ -369,7 +480,9 @@ def _time(run: Runner, number: int) -> Tuple[float, Any]:
         start = _clock()
         for _ in range(number):
             output = run()
-        return (_clock() - start) / number, output
+        elapsed = (_clock() - start) / number
+        _stop_if_interrupted()
+        return elapsed, output
     finally:
         if was_enabled:
             gc.enable()

@@ -37,6 +37,7 @@ because the sender's own sockets time out and closing them ends the stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import math
 import socket
@@ -44,7 +45,16 @@ import struct
 from typing import Any, Awaitable, Callable, List, Optional
 
 from ...addresses import parse_address
-from .harness import ROLE_FLOOR, ROLE_FRAMEKIT, ROLE_PEER, ROLE_PYTHON, Contestant, Session
+from .harness import (
+    ROLE_FLOOR,
+    ROLE_FRAMEKIT,
+    ROLE_PEER,
+    ROLE_PYTHON,
+    Contestant,
+    Session,
+    interrupted,
+    on_interrupt,
+)
 from .sender import Sender
 from .workloads import frame_count, make_payloads, verify_frames
 
@@ -139,7 +149,14 @@ class _Run:
 
 
 class _AsyncRun(_Run):
-    """A :class:`_Run` whose receive is a coroutine, run on a loop made outside the timer."""
+    """A :class:`_Run` whose receive is a coroutine, run on a loop made outside the timer.
+
+    Ctrl-C must not raise ``KeyboardInterrupt`` inside the loop's callbacks
+    (uvloop then logs a traceback, or leaves the loop marked as running), so
+    while the loop runs, the session's SIGINT handler cancels the run instead
+    (:func:`~framekit.apps.benchmarks.harness.on_interrupt`), and :meth:`_run`
+    raises ``KeyboardInterrupt`` once out of the loop.
+    """
 
     def __init__(
         self,
@@ -157,16 +174,32 @@ class _AsyncRun(_Run):
         super().before()
 
     def _run(self) -> Any:
-        assert self._loop is not None
-        return self._loop.run_until_complete(self._main())
+        loop = self._loop
+        assert loop is not None
+        task: asyncio.Task[Any] = loop.create_task(self._main())  # type: ignore[arg-type]
+        with on_interrupt(lambda: loop.call_soon_threadsafe(task.cancel)):
+            try:
+                output = loop.run_until_complete(task)
+            except asyncio.CancelledError:
+                if interrupted():
+                    raise KeyboardInterrupt from None
+                raise
+        if interrupted():
+            raise KeyboardInterrupt
+        return output
 
     def after(self) -> None:
         try:
-            if self._loop is not None:
-                self._loop.close()
-                self._loop = None
+            self.abort()
         finally:
             super().after()
+
+    def abort(self) -> None:
+        """Close the loop, and nothing else (an interrupted run: no acknowledgement to wait for)."""
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            with contextlib.suppress(Exception):
+                loop.close()
 
 
 def _connect(w: EndToEndWorkload) -> socket.socket:

@@ -26,6 +26,13 @@ codec; frame ``i`` of a buffer carries :func:`~framekit.apps.benchmarks.workload
 Everything is bounded: the sender's sockets have timeouts, the parent waits
 for each reply with a timeout, the sender exits when its stdin closes, and
 :meth:`Sender.close` kills it if it does not stop when asked.
+
+**Ctrl-C** at a terminal goes to the whole foreground process group.  The
+sender is not in it: it starts in a session of its own, and ignores SIGINT
+besides, since its parent decides when it stops.  So an interrupted run leaves
+no traceback from the sender, even one that is still starting, and the parent,
+which stops at once, kills it with :meth:`Sender.abort` rather than waiting
+for a blast to finish.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import logging
 import os
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -78,6 +86,7 @@ def _blast(listener: socket.socket, buffer: bytes, repeats: int) -> int:
 
 def _serve(unix_path: str) -> None:
     """The sender process: listen, then blast on command until stdin closes or says stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us (module notes)
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     with tcp, unix:
@@ -105,8 +114,11 @@ def _serve(unix_path: str) -> None:
 
 
 def _reply(message: Any) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the parent is gone: so are we, quietly
+        os._exit(0)
 
 
 class Sender:
@@ -132,6 +144,7 @@ class Sender:
             stdout=subprocess.PIPE,
             bufsize=0,
             env=env,
+            start_new_session=True,  # out of the terminal's reach (module notes)
         )
         self._pending = b""
         self._armed = False
@@ -210,6 +223,18 @@ class Sender:
                 self._process.stdout.close()
             if self._process.stdin is not None and not self._process.stdin.closed:
                 self._process.stdin.close()
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+    def abort(self) -> None:
+        """Kill the process now (an interrupted run) and remove its socket file."""
+        try:
+            if self._process.poll() is None:
+                self._process.kill()
+                self._process.wait(5)
+        finally:
+            for stream in (self._process.stdout, self._process.stdin):
+                if stream is not None and not stream.closed:
+                    stream.close()
             shutil.rmtree(self._dir, ignore_errors=True)
 
     @property

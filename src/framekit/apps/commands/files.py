@@ -31,11 +31,27 @@ that acknowledges anything else is reported as a failure.
 session and exits, with status 1 if any file failed (the tutorial's
 receiver, made correct), or 130 if Ctrl-C came first; ``--keep-serving``
 serves until Ctrl-C (or SIGTERM), then exits with 1 if any file failed.
-Only a connection that sends a header is a session: a port probe, or a
-connection that sends nothing for ``--timeout`` seconds (every read is
-bounded), is logged and dropped, and recv-file goes on listening for the real
-sender.  Without ``--keep-serving``, a second sender that comes while the
-session runs is refused with an ``X`` frame.
+Only a connection whose first frame is a well-formed header is a session: a
+port probe, a peer that sends anything else (garbage, a malformed header such
+as ``H{}``), or a connection that sends nothing for ``--timeout`` seconds
+(every read is bounded), is logged and dropped, and recv-file goes on
+listening for the real sender.  Without ``--keep-serving``, a second sender
+that comes while the session runs is refused with an ``X`` frame.
+``--max-connections`` (default :data:`DEFAULT_MAX_CONNECTIONS`) bounds the
+connections, hence the threads, held at once: idle sockets cost at most that
+many threads, each for at most ``--timeout`` seconds.
+
+``--out`` is created, with any missing parents, as ``mkdir -p`` would (and
+the log says so); a directory that cannot be written to is refused before
+anything listens, with the system's reason.  At start, temporary files that
+a killed receiver left there are removed
+(:func:`framekit.apps.transfer.remove_stale_parts`: only those no live
+receiver holds).
+
+**Ctrl-C.**  recv-file stops at once: a file being received is removed and
+reported as interrupted (not as a lost connection), and it exits with 130,
+or, with ``--keep-serving``, with 1 if a file failed.  send-file says which
+file was cut short and how many were sent, then exits with 130.
 
 **Exit status.**  Non-zero on any failure, with one line per failure on
 stderr.  Progress bars (bytes, rate, ETA) are drawn on stderr only when it is
@@ -53,6 +69,7 @@ import os
 import select
 import socket
 import stat
+import tempfile
 import threading
 from typing import Any, Callable, List, NamedTuple, Optional, Tuple
 
@@ -60,7 +77,8 @@ from ...addresses import Address, parse_address
 from ...codecs.interface import Codec
 from ...errors import ConnectionClosed, FramingError
 from ...sync import FramedSocket, connect, serve
-from ..cli import CommandError, describe_error
+from ..errors import CommandError, describe_error
+from ..hints import decoding_hint
 from ..transfer import (
     _MAX_INFO_BYTES,
     ACK,
@@ -75,10 +93,12 @@ from ..transfer import (
     Receiver,
     TransferError,
     check_name,
+    decode_info,
     encode_ack,
     encode_error,
     encode_header,
     parse_reply,
+    remove_stale_parts,
 )
 from .options import (
     add_codec_arguments,
@@ -96,6 +116,10 @@ logger = logging.getLogger("framekit")
 
 #: Room left in a frame for the codec's header and the chunk's type byte.
 _FRAME_OVERHEAD = 64
+#: recv-file's --max-connections default: a sender or a few, and room for port probes.
+DEFAULT_MAX_CONNECTIONS = 16
+#: How a file cut short by Ctrl-C on the receiving side is reported.
+_STOPPED = "recv-file was stopped (Ctrl-C)"
 
 
 class Command(NamedTuple):
@@ -351,23 +375,36 @@ def _run_send(args: argparse.Namespace) -> int:
     _check_timeout(args)
     codec, chunk_size = file_codec(args)
     context = ssl_context_from_args(args, address, server=False)
-    offers = _offers(args.paths)
+    try:
+        offers = _offers(args.paths)
+    except KeyboardInterrupt:
+        logger.error("interrupted while reading the files to send; nothing was sent")
+        raise
     failures = 0
-    with connect(address, codec, timeout=args.timeout or None, ssl=context) as conn:
-        assert isinstance(conn, FramedSocket)
-        for offer in offers:
-            try:
-                send_file(conn, offer, chunk_size)
-            except _Refused as exc:
-                logger.error("%s: refused by the receiver: %s", offer.path, exc)
-                failures += 1
-            except TransferError as exc:
-                if isinstance(exc, ProtocolError):
-                    raise
-                logger.error("%s", exc)
-                failures += 1
-            except (ConnectionError, TimeoutError, FramingError, OSError) as exc:
-                raise CommandError(_lost(address, offer, exc)) from None
+    sent = 0
+    offer: Optional[_Offer] = None
+    try:
+        with connect(address, codec, timeout=args.timeout or None, ssl=context) as conn:
+            assert isinstance(conn, FramedSocket)
+            for offer in offers:
+                try:
+                    send_file(conn, offer, chunk_size)
+                    sent += 1
+                except _Refused as exc:
+                    logger.error("%s: refused by the receiver: %s", offer.path, exc)
+                    failures += 1
+                except TransferError as exc:
+                    if isinstance(exc, ProtocolError):
+                        raise
+                    logger.error("%s", exc)
+                    failures += 1
+                except (ConnectionError, TimeoutError, FramingError, OSError) as exc:
+                    raise CommandError(_lost(address, offer, exc)) from None
+            offer = None
+    except KeyboardInterrupt:
+        cut = f"{offer.path} was not received (the receiver keeps nothing of it); " if offer else ""
+        logger.error("interrupted: %s%d of %d file(s) sent", cut, sent, len(offers))
+        raise
     return 1 if failures else 0
 
 
@@ -393,7 +430,12 @@ def _add_recv_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "address", help="where to listen: tcp://HOST:PORT, tls://, unix:///PATH (port 0: any)"
     )
-    parser.add_argument("--out", required=True, metavar="DIR", help="directory for the files")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="directory for the files; created with its parents if missing (as mkdir -p)",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite existing files")
     parser.add_argument(
         "--keep-serving",
@@ -407,18 +449,29 @@ def _add_recv_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="drop a connection that sends nothing for this long (default 60; 0: no limit)",
     )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="connections (and threads) held at once; more are turned away "
+        f"(default {DEFAULT_MAX_CONNECTIONS})",
+    )
     _add_common(parser, server=True)
 
 
 class _Session:
     """One connection's receiving loop, with its progress bars and log lines."""
 
-    def __init__(self, args: argparse.Namespace, address: Address) -> None:
+    def __init__(
+        self, args: argparse.Namespace, address: Address, stopping: threading.Event
+    ) -> None:
         self.args = args
         self.address = address
         self.receiver = Receiver(args.out, force=args.force)
         self.bar: Optional[Progress] = None
         self.broken = False
+        self.stopping = stopping
 
     def __call__(self, conn: FramedSocket, peer: str, first: bytes) -> None:
         """Serve the session whose first frame (a header) was ``first``."""
@@ -435,10 +488,12 @@ class _Session:
             _try_send(conn, exc.reply)  # the receiver has logged it
         except (FramingError, ConnectionError, TimeoutError, OSError) as exc:
             lost = f"connection lost ({describe_error(exc)})"
-            if receiver.current is None:  # else connection_lost() below says it
-                logger.error("%s: %s", peer, lost)
+            if receiver.current is None and not self.stopping.is_set():
+                logger.error("%s: %s", peer, lost)  # else connection_lost() below says it
                 self.broken = True
         finally:
+            if self.stopping.is_set():  # our own shutdown ended it: say so, not "lost"
+                lost = _STOPPED
             receiver.connection_lost(lost)
             self._progress()
         done = len(receiver.completed)
@@ -482,11 +537,19 @@ def _first_frame(conn: FramedSocket, peer: str) -> Optional[bytes]:
         logger.info("%s closed the connection without sending a file", peer)
         return None
     except (FramingError, ConnectionError, TimeoutError, OSError) as exc:
-        logger.warning("%s: dropping the connection: %s", peer, describe_error(exc))
+        hint = decoding_hint(exc, conn.codec, first=True)
+        reason = describe_error(exc) + (f"; {hint}" if hint else "")
+        logger.warning("%s: dropping the connection: %s", peer, reason)
         return None
     if frame[:1] != HEADER:
         logger.warning("%s: dropping the connection: it did not start with a file header", peer)
         _try_send(conn, encode_error("expected a file header"))
+        return None
+    try:
+        decode_info(frame)
+    except ProtocolError as exc:  # not a sender of ours: it must not take the session
+        logger.warning("%s: dropping the connection: %s", peer, exc)
+        _try_send(conn, exc.reply)
         return None
     return frame
 
@@ -498,17 +561,12 @@ def _run_recv(args: argparse.Namespace) -> int:
     _check_timeout(args)
     codec, _chunk = file_codec(args)
     context = ssl_context_from_args(args, address, server=True)
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise CommandError(f"cannot use --out {args.out}: not a directory")
-    try:
-        os.makedirs(args.out, exist_ok=True)
-    except OSError as exc:
-        reason = exc.strerror or describe_error(exc)
-        raise CommandError(f"cannot use --out {args.out}: {reason}") from None
-    if not os.access(args.out, os.W_OK | os.X_OK):
-        raise CommandError(f"cannot write to --out {args.out}")
+    if args.max_connections < 1:
+        raise CommandError("--max-connections must be at least 1")
+    _prepare_out(args.out)
     sessions: List[_Session] = []
     lock = threading.Lock()
+    stopping = threading.Event()
     finished, finished_w = socket.socketpair()  # readable once the one session ended
 
     def handler(conn: FramedSocket) -> None:
@@ -524,7 +582,7 @@ def _run_recv(args: argparse.Namespace) -> int:
         session: Optional[_Session] = None
         with lock:
             if args.keep_serving or not sessions:
-                session = _Session(args, address)
+                session = _Session(args, address, stopping)
                 sessions.append(session)
         if session is None:
             logger.warning("%s: refused: the one session is already being received", peer)
@@ -537,7 +595,7 @@ def _run_recv(args: argparse.Namespace) -> int:
                 with contextlib.suppress(OSError):
                     finished_w.send(b"\0")
 
-    server = serve(address, handler, codec, ssl=context)
+    server = serve(address, handler, codec, ssl=context, max_connections=args.max_connections)
     try:
         with stop_signals() as wait, server:
             server.start()
@@ -545,6 +603,7 @@ def _run_recv(args: argparse.Namespace) -> int:
             try:
                 wait(*([] if args.keep_serving else [finished]))
             except KeyboardInterrupt:
+                stopping.set()  # before the shutdown ends the sessions: see _Session
                 logger.info("shutting down")
                 if not args.keep_serving:
                     raise  # the one session did not happen, or not to its end
@@ -554,6 +613,40 @@ def _run_recv(args: argparse.Namespace) -> int:
     with lock:
         failed = sum(s.failed for s in sessions)
     return 1 if failed else 0
+
+
+def _prepare_out(out: str) -> None:
+    """Create ``--out`` if needed, check that files can be written there, clean it up.
+
+    Raises:
+        CommandError: it is not a directory, cannot be created, or cannot be
+            written to (the system's reason is given: permission denied, a
+            read-only file system...).
+    """
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CommandError(f"cannot use --out {out}: not a directory")
+    if not os.path.isdir(out):
+        try:
+            os.makedirs(out)
+        except OSError as exc:
+            reason = exc.strerror or describe_error(exc)
+            raise CommandError(f"cannot create --out {out}: {reason}") from None
+        logger.info("created directory %s", out)
+    try:  # the real test: os.access() says yes to root on a read-only file system
+        fd, probe = tempfile.mkstemp(prefix=".framekit-probe-", dir=out)
+    except OSError as exc:
+        reason = exc.strerror or describe_error(exc)
+        raise CommandError(f"cannot write to --out {out}: {reason}") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    removed = remove_stale_parts(out)
+    if removed:
+        logger.info(
+            "removed %d temporary file(s) left by an interrupted transfer: %s",
+            len(removed),
+            ", ".join(removed),
+        )
 
 
 send = Command(_add_send_arguments, _run_send)

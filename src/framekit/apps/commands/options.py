@@ -42,7 +42,7 @@ from ...addresses import Address, address_from_sockaddr
 from ...codecs.interface import Buffer, Codec, Decoder
 from ...codecs.presets import get_preset
 from ...errors import FramingError
-from ..cli import describe_error
+from ..errors import describe_error
 
 __all__ = [
     "CODECS",
@@ -255,6 +255,11 @@ class MessageCodec:
     def max_frame_size(self) -> int:
         """The wrapped codec's ``max_frame_size``."""
         return self._encoder.max_frame_size  # type: ignore[no-any-return]
+
+    @property
+    def codec(self) -> Any:
+        """The wrapped codec, as configured (for ``framekit explain`` and error hints)."""
+        return self._encoder
 
     def _split(self, message: Buffer) -> tuple[Buffer, Buffer]:
         if len(message) < self.offset:

@@ -21,6 +21,12 @@ bytes the shell passed (``os.fsencode``), never re-encoded.
 Every wait is bounded by ``--timeout`` (connect, and each reply), so a server
 that never answers gives a clear error rather than a hung command.  Output is
 flushed after each reply, for a person and for a pipe reader alike.
+
+**Mistakes said in words.**  A message larger than the maximum frame size is
+refused before anything is sent, with both sizes (the receiver would refuse
+it, and the connection would die with "Broken pipe").  A server that closes
+or stays silent right after our first message, or whose reply does not
+decode, gets a hint that the framing may differ (:mod:`framekit.apps.hints`).
 """
 
 from __future__ import annotations
@@ -31,12 +37,15 @@ import sys
 from typing import BinaryIO, Iterator, Optional, TextIO
 
 from ...addresses import parse_address
-from ...errors import ConnectionClosed
+from ...codecs.interface import Codec
+from ...errors import ConnectionClosed, FrameTooLarge, FramingError
 from ...sync import connect
-from ..cli import CommandError
+from ..errors import CommandError
+from ..hints import COMPARE, decoding_hint, silence_hint
 from .options import add_codec_arguments, add_tls_arguments, codec_from_args, ssl_context_from_args
+from .progress import format_bytes
 
-__all__ = ["add_arguments", "read_lines", "run"]
+__all__ = ["add_arguments", "check_size", "read_lines", "run"]
 
 _PROMPT = "> "
 
@@ -116,22 +125,75 @@ def run(args: argparse.Namespace) -> int:
         messages = read_lines(stdin, sys.stderr if interactive else None)
 
     conn = connect(address, codec, timeout=timeout, ssl=context)
+    replies = 0
     with conn:
-        for message in messages:
-            conn.send(message)
+        for number, message in enumerate(messages, 1):
+            check_size(codec, message, number)
+            try:
+                conn.send(message)
+            except FrameTooLarge as exc:  # the codec's own encode-side check
+                raise CommandError(_too_large(codec, len(message), number, exc)) from None
             if args.no_reply:
                 continue
+            first = replies == 0 and number == 1
             try:
                 reply = conn.recv()
             except TimeoutError:
+                what = f"no reply from {address} within {args.timeout:g} s (--timeout)"
+                if first:
+                    what += f"; if the server is waiting for the rest of a frame, {COMPARE}"
+                raise CommandError(what) from None
+            except (ConnectionClosed, ConnectionResetError):
+                what = f"{address} closed the connection without replying"
+                raise CommandError(silence_hint(what) if first else what) from None
+            except FramingError as exc:
+                hint = decoding_hint(exc, codec, first=replies == 0)
                 raise CommandError(
-                    f"no reply from {address} within {args.timeout:g} s (--timeout)"
+                    f"bad reply from {address}: {exc}" + (f"; {hint}" if hint else "")
                 ) from None
-            except ConnectionClosed:
-                raise CommandError(f"{address} closed the connection without replying") from None
+            replies += 1
             if not _write_reply(reply, args):
                 return 0  # our reader went away: nothing left to do
     return 0
+
+
+def check_size(codec: Codec, message: bytes, number: int = 1) -> None:
+    """Refuse, in words, a message whose frame is above the codec's maximum.
+
+    The wire size of the frame is compared with ``max_frame_size`` first (cheap,
+    no copy of the payload); only a frame above it is shown to a fresh decoder,
+    which has the last word (``max_frame_size`` counts the header for a length
+    prefix, not the delimiter of a line).
+
+    Raises:
+        CommandError: the peer's decoder would refuse the frame.
+    """
+    limit = getattr(codec, "max_frame_size", None)
+    if limit is None:
+        return
+    try:
+        parts = codec.encode_parts(message)
+    except FrameTooLarge as exc:
+        raise CommandError(_too_large(codec, len(message), number, exc)) from None
+    except ValueError:
+        return  # some other problem: send() reports it
+    if sum(memoryview(p).nbytes for p in parts) <= limit:
+        return
+    try:
+        codec.decoder().feed(bytes(parts[0]))
+    except FrameTooLarge as exc:
+        raise CommandError(_too_large(codec, len(message), number, exc)) from None
+    except FramingError:
+        return
+
+
+def _too_large(codec: Codec, size: int, number: int, exc: FrameTooLarge) -> str:
+    limit = getattr(codec, "max_frame_size", None) or exc.max_frame_size
+    return (
+        f"message {number} is {format_bytes(size)} ({size} bytes): too large for the maximum "
+        f"frame size, {format_bytes(limit)} ({limit} bytes, --max-frame-size); the receiver "
+        "would refuse it, so nothing was sent. Raise --max-frame-size on both ends to send it"
+    )
 
 
 def _write_reply(reply: bytes, args: argparse.Namespace) -> bool:

@@ -10,7 +10,10 @@ library has (TCP, TLS, Unix, UDP, unixgram).
 
 It logs one line per event a server operator cares about: listening, each
 client connecting and leaving, each bad client (a framing error ends that
-client only; the library's server keeps the others going).  For datagrams
+client only; the library's server keeps the others going).  A bad client's
+line says when its framing probably differs from ours (a length field that
+is text, an absurd length, an error in its first frame; see
+:mod:`framekit.apps.hints`).  For datagrams
 there are no connections, so the first datagram from each peer is logged.
 
 **Stopping.**  Ctrl-C (and SIGTERM, so ``kill`` and service managers stop it
@@ -48,7 +51,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 from ...addresses import Address, parse_address
 from ...errors import FramingError
 from ...sync import FrameHandler, Server, serve
-from ..cli import CommandError, describe_error, setup_logging
+from ..errors import CommandError, describe_error
+from ..hints import decoding_hint
+from ..logs import setup_logging
 from .options import (
     add_codec_arguments,
     add_tls_arguments,
@@ -114,7 +119,13 @@ class EchoHandler(FrameHandler):
         try:
             super().handle()
         except FramingError as exc:
-            logger.warning("bad client %s: %s; connection closed", self.peer, exc)
+            hint = decoding_hint(exc, self.conn.codec, first=self.frames == 0)
+            logger.warning(
+                "bad client %s: %s; connection closed%s",
+                self.peer,
+                exc,
+                f"; {hint}" if hint else "",
+            )
         except (ConnectionError, TimeoutError) as exc:
             logger.warning("%s: connection lost: %s", self.peer, describe_error(exc))
         else:
