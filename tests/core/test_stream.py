@@ -12,6 +12,7 @@ import framekit
 from framekit.core import StreamCore
 from framekit.core.budget import MemoryBudget
 from framekit.core.options import VECTORED_MIN_SIZE
+from framekit.core.stream import COALESCE_MAX
 from framekit.serializers import JSON
 
 
@@ -345,3 +346,24 @@ def test_a_server_wide_budget_refuses_the_connection_that_asks_for_more(LP: Any)
     a.receive_data(codec.encode(b"x" * 2000)[700:])  # a goes on
     assert drain(a) == [b"x" * 2000]
     assert budget.used == 0
+
+
+def test_a_reported_timeout_starts_a_new_period(LP: Any) -> None:
+    clock = Clock()
+    core = StreamCore(LP(4), idle_timeout=5.0, clock=clock)
+    clock.now = 105.0
+    assert core.timed_out() is not None
+    assert core.timed_out() is None  # caught and waited again: a whole new period
+    assert core.deadline() == 110.0
+
+
+def test_held_back_writes_are_capped(LP: Any) -> None:
+    codec = LP(4)
+    core = StreamCore(codec)
+    core.receive_data(codec.encode_many([b"1", b"2", b"3"]))
+    next(core.messages)
+    assert core.coalescing
+    core.write(b"x" * (COALESCE_MAX + 1))  # a big reply: flush now, batch or not
+    assert not core.coalescing
+    core.take_outgoing()
+    assert core.coalescing

@@ -86,9 +86,13 @@ from ..serializers import Serializer, dumps, loads
 from .budget import MemoryBudget
 from .options import DEFAULT_READ_SIZE, VECTORED_MIN_SIZE
 
-__all__ = ["StreamCore"]
+__all__ = ["COALESCE_MAX", "StreamCore"]
 
 _EMPTY: Iterator[Any] = iter(())
+
+#: Writes held back while a batch is in use are flushed at this size anyway, so
+#: a batch of large replies never piles up in memory.
+COALESCE_MAX = 256 * 1024
 
 
 class StreamCore:
@@ -124,6 +128,7 @@ class StreamCore:
         "_end",
         "_eof",
         "_error",
+        "_flushed",
         "_frame_started",
         "_frame_timeout",
         "_frames",
@@ -200,6 +205,7 @@ class StreamCore:
         self._frame_started: Optional[float] = None
         self.outgoing: List[Buffer] = []
         self.frames_in = self.bytes_in = self.frames_out = self.bytes_out = 0
+        self._flushed = 0  # bytes_out at the last take_outgoing()
         #: Who is at the other end (an address URL), for error messages.
         self.peer = ""
         self._budget: Optional[MemoryBudget] = None
@@ -764,24 +770,33 @@ class StreamCore:
         return None if deadline is None else deadline - self._clock()
 
     def timed_out(self) -> Optional[TimeoutError]:
-        """The ``TimeoutError`` for a deadline that has passed, or None if none has."""
+        """The ``TimeoutError`` for a deadline that has passed, or None if none has.
+
+        Reporting it starts the period again: a caller that catches it and
+        waits once more gets a whole new period, not an error at once.
+        """
         if not self._timed:
             return None
         now = self._clock()
+        error = None
         if (
             self._frame_timeout is not None
             and self._frame_started is not None
             and now >= self._frame_started + self._frame_timeout
         ):
-            return TimeoutError(
+            error = TimeoutError(
                 f"frame_timeout: a frame begun {now - self._frame_started:.1f} s ago is "
                 f"still incomplete ({self._decoder.pending} bytes of it received)"
             )
-        if self._idle_timeout is not None and now >= self._last_input + self._idle_timeout:
-            return TimeoutError(
+        elif self._idle_timeout is not None and now >= self._last_input + self._idle_timeout:
+            error = TimeoutError(
                 f"idle_timeout: nothing received for {now - self._last_input:.1f} s"
             )
-        return None
+        if error is not None:
+            self._last_input = now
+            if self._frame_started is not None:
+                self._frame_started = now
+        return error
 
     # -- sending ----------------------------------------------------------------------
 
@@ -847,13 +862,15 @@ class StreamCore:
     def take_outgoing(self) -> List[Buffer]:
         """Everything to write, in order, for one vectored write; clears :attr:`outgoing`."""
         out, self.outgoing = self.outgoing, []
+        self._flushed = self.bytes_out
         return out
 
     @property
     def coalescing(self) -> bool:
         """Whether writes may wait: messages of the current batch are still waiting,
-        so the caller comes back for the next one before it waits for input."""
-        return length_hint(self._frames) > 0
+        so the caller comes back for the next one before it waits for input, and
+        less than :data:`COALESCE_MAX` bytes wait to be written."""
+        return length_hint(self._frames) > 0 and self.bytes_out - self._flushed < COALESCE_MAX
 
     # -- switching codecs ---------------------------------------------------------------
 
