@@ -231,3 +231,25 @@ def test_ctrl_c_works_even_if_sigint_was_ignored_at_start(sock_dir: str) -> None
             proc.kill()
             proc.wait()
         proc.stderr.close()  # type: ignore[union-attr]
+
+
+def test_serve_defaults_bound_what_clients_can_hold() -> None:
+    """framekit serve faces whoever connects: its defaults cap connections, idle and slow
+    clients, TLS handshakes and memory (see the README's table of defaults)."""
+    from framekit.apps.cli import build_parser
+    from framekit.apps.commands import serve as serve_command
+
+    args = build_parser().parse_args(["serve", "tcp://127.0.0.1:0"])
+    assert args.max_connections == serve_command.DEFAULT_MAX_CONNECTIONS == 1000
+    assert args.idle_timeout == serve_command.DEFAULT_IDLE_TIMEOUT == 300
+    assert args.frame_timeout == 60
+    assert args.handshake_timeout == 10
+    assert args.max_buffered_bytes == 256 * 1024 * 1024
+    server = serve_command._bind(args, serve_command.parse_address(args.address), reuse_port=False)
+    try:
+        settings = server._settings
+        assert settings.idle_timeout == 300 and settings.frame_timeout == 60
+        assert settings.max_connections == 1000
+        assert settings.max_buffered_bytes == 256 * 1024 * 1024
+    finally:
+        server.shutdown()

@@ -414,9 +414,36 @@ def _make_framekit_asyncio(loop_kind: str) -> Callable[[EndToEndWorkload, bool],
 
 
 def _anyio_run(w: EndToEndWorkload, backend: str, main: Callable[[], Awaitable[Any]]) -> _Run:
-    """A :class:`_Run` whose receive is ``anyio.run(main)`` on ``backend``."""
-    run = importlib.import_module("anyio").run
-    return _Run(w, lambda: run(main, backend=backend))
+    """A :class:`_Run` whose receive is ``anyio.run(main)`` on ``backend``.
+
+    Ctrl-C must not raise inside the event loop (trio and asyncio would leave
+    it half torn down), so while it runs SIGINT only sets the session's flag,
+    and a watcher task cancels the run when it sees it.
+    """
+    anyio = importlib.import_module("anyio")
+
+    async def guarded() -> Any:
+        results: List[Any] = []
+        async with anyio.create_task_group() as group:
+
+            async def watch() -> None:
+                while not interrupted():
+                    await anyio.sleep(0.05)
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch)
+            results.append(await main())
+            group.cancel_scope.cancel()
+        return results[0] if results else None
+
+    def run() -> Any:
+        with on_interrupt(lambda: None):  # the flag is enough: the watcher stops the run
+            output = anyio.run(guarded, backend=backend)
+        if interrupted():
+            raise KeyboardInterrupt
+        return output
+
+    return _Run(w, run)
 
 
 async def _open_anyio_stream(w: EndToEndWorkload) -> Any:

@@ -75,6 +75,7 @@ from typing import Any, Callable, List, NamedTuple, Optional, Tuple
 
 from ...addresses import Address, parse_address
 from ...codecs.interface import Codec
+from ...core.options import FRAME_TIMEOUT
 from ...errors import ConnectionClosed, FramingError
 from ...sync import FramedSocket, connect, serve
 from ..errors import CommandError, describe_error
@@ -411,6 +412,8 @@ def _run_send(args: argparse.Namespace) -> int:
 def _check_timeout(args: argparse.Namespace) -> None:
     if not args.timeout >= 0:  # also NaN
         raise CommandError("--timeout must be 0 (no limit) or more")
+    if not getattr(args, "frame_timeout", 0) >= 0:
+        raise CommandError("--frame-timeout must be 0 (no limit) or more")
 
 
 def _lost(address: Address, offer: _Offer, exc: BaseException) -> str:
@@ -456,6 +459,14 @@ def _add_recv_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="connections (and threads) held at once; more are turned away "
         f"(default {DEFAULT_MAX_CONNECTIONS})",
+    )
+    parser.add_argument(
+        "--frame-timeout",
+        type=float,
+        default=FRAME_TIMEOUT,
+        metavar="SECONDS",
+        help="drop a sender whose frame, once begun, takes longer than this to arrive "
+        f"(default {FRAME_TIMEOUT:g}; 0: no limit)",
     )
     _add_common(parser, server=True)
 
@@ -595,7 +606,14 @@ def _run_recv(args: argparse.Namespace) -> int:
                 with contextlib.suppress(OSError):
                     finished_w.send(b"\0")
 
-    server = serve(address, handler, codec, ssl=context, max_connections=args.max_connections)
+    server = serve(
+        address,
+        handler,
+        codec,
+        ssl=context,
+        max_connections=args.max_connections,
+        frame_timeout=args.frame_timeout or None,  # --timeout: each connection's socket
+    )
     try:
         with stop_signals() as wait, server:
             server.start()

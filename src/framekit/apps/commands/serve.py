@@ -23,6 +23,13 @@ whichever thread the kernel delivered it to.  ``Server.shutdown()`` then
 closes every client, joins the threads, and removes the Unix socket file.
 Exit status 0: that is how a server is meant to stop.
 
+**Defaults for a server on a network.**  An echo server faces whoever
+connects, so its defaults bound what one client, or many, can hold: 1000
+clients per worker (a thread each), a client silent for 5 minutes or slower
+than a minute to send one frame is closed (``--idle-timeout``,
+``--frame-timeout``), a TLS handshake has 10 seconds, and the clients' unread
+and unfinished frames share a 256 MiB budget (``--max-buffered-bytes``).
+
 **Workers.**  ``--workers N`` runs N processes, each with its own listening
 socket bound to the same port with ``SO_REUSEPORT``: the kernel spreads new
 connections over them, with no accept lock and no shared socket.  This process
@@ -49,6 +56,7 @@ from multiprocessing.connection import wait
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from ...addresses import Address, parse_address
+from ...core.options import DEFAULT_MAX_BUFFERED_BYTES, FRAME_TIMEOUT, HANDSHAKE_TIMEOUT
 from ...errors import FramingError
 from ...sync import FrameHandler, Server, serve
 from ..errors import CommandError, describe_error
@@ -58,11 +66,19 @@ from .options import (
     add_codec_arguments,
     add_tls_arguments,
     codec_from_args,
+    parse_size,
     peer_name,
     ssl_context_from_args,
 )
 
 __all__ = ["EchoHandler", "UpperHandler", "add_arguments", "run", "stop_signals"]
+
+#: ``framekit serve`` faces whoever connects, so its defaults bound what a client
+#: can hold: a thread per client, at most this many per worker...
+DEFAULT_MAX_CONNECTIONS = 1000
+#: ...and a client silent for this long is closed (the library's servers keep
+#: idle connections by default, since many protocols keep them open on purpose).
+DEFAULT_IDLE_TIMEOUT = 300.0
 
 logger = logging.getLogger("framekit")
 
@@ -93,8 +109,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-connections",
         type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
         metavar="N",
-        help="clients served at once per worker; more are turned away (default: no limit)",
+        help="clients served at once per worker (a thread each); more are turned away "
+        f"(default {DEFAULT_MAX_CONNECTIONS})",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=_seconds,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help="close a client that sends nothing for this long "
+        f"(default {DEFAULT_IDLE_TIMEOUT:g}; 0: never)",
+    )
+    parser.add_argument(
+        "--frame-timeout",
+        type=_seconds,
+        default=FRAME_TIMEOUT,
+        metavar="SECONDS",
+        help="close a client whose frame, once begun, takes longer than this to arrive "
+        f"(default {FRAME_TIMEOUT:g}; 0: never)",
+    )
+    parser.add_argument(
+        "--handshake-timeout",
+        type=_seconds,
+        default=HANDSHAKE_TIMEOUT,
+        metavar="SECONDS",
+        help=f"time a TLS client has for its handshake (default {HANDSHAKE_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--max-buffered-bytes",
+        type=parse_size,
+        default=DEFAULT_MAX_BUFFERED_BYTES,
+        metavar="SIZE",
+        help="memory all clients may hold at once in unread and unfinished frames; a client "
+        "that asks for more is closed (default 256MiB)",
     )
     add_codec_arguments(parser)
     add_tls_arguments(parser, server=True)
@@ -151,14 +200,26 @@ class UpperHandler(EchoHandler):
             return frame.upper()
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):  # NaN too
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return value
+
+
 def _bind(args: argparse.Namespace, address: Address, *, reuse_port: bool) -> Server:
+    stream = not address.is_datagram
     return serve(
         address,
         UpperHandler if args.upper else EchoHandler,
         codec_from_args(args),
         ssl=ssl_context_from_args(args, address, server=True),
-        max_connections=None if address.is_datagram else args.max_connections,
+        max_connections=args.max_connections if stream else None,
         reuse_port=reuse_port,
+        idle_timeout=(args.idle_timeout or None) if stream else None,
+        frame_timeout=(args.frame_timeout or None) if stream else None,
+        handshake_timeout=args.handshake_timeout or None,
+        max_buffered_bytes=args.max_buffered_bytes,
     )
 
 
