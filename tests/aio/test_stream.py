@@ -159,3 +159,33 @@ def test_send_file(run: Runner, LP: Callable[..., Any], tmp_path: Any) -> None:
             assert (await conn.recv()).decode() == want
 
     run(asyncio.wait_for(main(), WAIT))
+
+
+def test_frames_sent_meanwhile_go_after_the_stream(run: Runner, LP: Callable[..., Any]) -> None:
+    """A send() from another task while a stream goes out lands after it, never inside it."""
+    size = 2 * MiB
+    received: List[Any] = []
+
+    async def receiver(conn: Any) -> None:
+        async with await conn.recv_stream() as stream:
+            received.append(digest([chunk async for chunk in stream]))
+        received.append(await conn.recv())
+        await conn.send(b"bye")
+
+    async def slow(n: int) -> AsyncIterator[bytes]:
+        for chunk in pattern(n):
+            yield chunk
+            await asyncio.sleep(0.001)
+
+    async def main() -> None:
+        server, conn = await pair(LP, receiver)
+        async with server, conn:
+            task = asyncio.ensure_future(conn.send_stream(size, slow(size)))
+            await asyncio.sleep(0.005)  # the stream has begun
+            assert not task.done()
+            await conn.send(b"meanwhile")
+            await task
+            assert await conn.recv() == b"bye"
+        assert received == [digest(pattern(size)), b"meanwhile"]
+
+    run(asyncio.wait_for(main(), WAIT))

@@ -257,6 +257,7 @@ def test_import_framekit_does_not_import_anyio() -> None:
 def test_exports() -> None:
     assert sorted(fan.__all__) == sorted(
         [
+            "AsyncFrameStream",
             "CLOSE_TIMEOUT",
             "Connection",
             "DatagramEndpoint",

@@ -37,6 +37,7 @@ Modules, the same names as in :mod:`framekit.sync` and
 ``DatagramEndpoint``), :mod:`.server` (``serve``, ``Server``).
 """
 
+from ..core.frames import AsyncFrameStream
 from ..core.options import CLOSE_TIMEOUT
 from .connect import connect
 from .connection import Connection
@@ -44,6 +45,7 @@ from .datagram import DatagramEndpoint, open_datagram
 from .server import Handler, Server, serve
 
 __all__ = [
+    "AsyncFrameStream",
     "CLOSE_TIMEOUT",
     "Connection",
     "DatagramEndpoint",

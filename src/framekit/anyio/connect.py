@@ -97,6 +97,7 @@ async def connect(
     max_datagram_size: Optional[int] = None,
     idle_timeout: Optional[float] = None,
     frame_timeout: Optional[float] = None,
+    max_stream_size: Optional[int] = None,
 ) -> Union[Connection, DatagramEndpoint]:
     """Connect to a framed server.
 
@@ -118,6 +119,11 @@ async def connect(
             when nothing arrives for that many seconds (None: never).
         frame_timeout: stream addresses: ``recv()`` raises ``TimeoutError``
             when a frame begun that many seconds ago is still incomplete.
+        max_stream_size: frames above the codec's ``max_frame_size`` and up
+            to this size (the codec's frame length, header included) can be
+            read with ``recv_stream()`` and sent with ``send_stream()``;
+            ``recv()`` refuses them with ``FrameTooLarge``.  None: streams
+            are bounded by ``max_frame_size`` too.
 
     Returns:
         A :class:`Connection` for stream addresses; a connected
@@ -138,7 +144,7 @@ async def connect(
         max_datagram_size=max_datagram_size,
         idle_timeout=idle_timeout,
         frame_timeout=frame_timeout,
-        max_stream_size=None,
+        max_stream_size=max_stream_size,
     )
     addr, codec, context = settings.address, settings.codec, settings.ssl
     if addr.is_datagram:
@@ -158,4 +164,5 @@ async def connect(
         serializer=settings.serializer,
         idle_timeout=settings.idle_timeout,
         frame_timeout=settings.frame_timeout,
+        max_stream_size=settings.max_stream_size,
     )

@@ -7,7 +7,9 @@ A :class:`Connection` moves bytes between an anyio byte stream (a
 :class:`~framekit.core.StreamCore`, which does all the framing.  This module
 only waits, reads and writes.
 
-**Receiving.**  ``recv()`` and ``async for`` take the next message straight
+**Receiving** is written once for asyncio and anyio, in
+:class:`framekit.core.api.AsyncStreamAPI`; this module gives it the reads.
+``recv()`` and ``async for`` take the next message straight
 from the core's current batch (``for m in core.messages``): no await while
 messages are decoded.  Only when the batch is used up does the connection ask
 the core for the next one (:meth:`StreamCore.next_batch`: queued errors, the
@@ -31,16 +33,17 @@ next ``recv()`` returns the next frame.
 *Timeouts* (``idle_timeout``, ``frame_timeout``) are the core's deadlines on
 anyio's clock: a read waits in a ``CancelScope`` with the core's deadline, and
 when it passes ``recv()`` raises the core's ``TimeoutError``; nothing received
-is lost, and the connection stays usable: a caller that goes on waits one
-period (the shorter timeout) more before the next ``TimeoutError``, unless
-input arrives and moves the deadline.
+is lost, and the connection stays usable: reporting a timeout starts a new
+period, so a caller that goes on waits a whole timeout more.
 
 **Sending** encodes through the core onto its outgoing buffers.  While more
 decoded messages of the current batch wait (a handler answering a pipelined
 batch), a send is held back, and the batch's replies go out together when the
 handler next waits for input, or once they reach ``DEFAULT_READ_SIZE`` bytes;
 never later than the point where the handler waits, so a request/response
-peer never waits for a reply.  Otherwise a send is written at once.  Payloads
+peer never waits for a reply.  Otherwise a send is written at once.  A frame
+sent in pieces (``send_stream``, ``send_file``) is one long write: other
+tasks' frames go after it.  Payloads
 of ``VECTORED_MIN_SIZE`` or more are written on their own, without a copy;
 smaller buffers are joined into one write.
 
@@ -78,7 +81,7 @@ import errno
 import math
 import os
 import socket
-from typing import Any, AsyncIterator, Iterable, Iterator, List, Optional
+from typing import Any, Iterable, Iterator, List, Optional
 
 import anyio
 import anyio.abc
@@ -86,11 +89,12 @@ import anyio.lowlevel
 from anyio.abc import SocketAttribute
 
 from ..codecs.interface import Buffer, Codec
-from ..core.api import StreamAPI
+from ..core.api import AsyncStreamAPI
 from ..core.options import (
     CLOSE_TIMEOUT,
     DEFAULT_READ_SIZE,
     VECTORED_MIN_SIZE,
+    check_max_stream_size,
     check_serializer,
     check_timeout,
     make_codec,
@@ -143,7 +147,7 @@ def _writes(parts: List[Buffer]) -> Iterator[Buffer]:
         yield small[0] if len(small) == 1 else b"".join(small)
 
 
-class Connection(StreamAPI):
+class Connection(AsyncStreamAPI):
     """A framed connection over an anyio byte stream (TCP, TLS, Unix, or any ``ByteStream``).
 
     Made by :func:`framekit.anyio.connect` and by servers (see
@@ -157,6 +161,10 @@ class Connection(StreamAPI):
             for that many seconds while it waits (None: never).
         frame_timeout: ``recv()`` raises ``TimeoutError`` when a frame begun
             that many seconds ago is still incomplete (None: never).
+        max_stream_size: frames above the codec's ``max_frame_size`` and up
+            to this size can be read with ``recv_stream()``/``recv_into()``
+            (and sent with ``send_stream()``); None: streams up to
+            ``max_frame_size``.
 
     Attributes:
         stream: the anyio byte stream.
@@ -173,6 +181,7 @@ class Connection(StreamAPI):
         serializer: Optional[Serializer] = None,
         idle_timeout: Optional[float] = None,
         frame_timeout: Optional[float] = None,
+        max_stream_size: Optional[int] = None,
     ) -> None:
         idle_timeout = check_timeout("idle_timeout", idle_timeout)
         frame_timeout = check_timeout("frame_timeout", frame_timeout)
@@ -183,11 +192,7 @@ class Connection(StreamAPI):
             frame_timeout=frame_timeout,
             clock=anyio.current_time,
         )
-        timeouts = [t for t in (idle_timeout, frame_timeout) if t is not None]
-        #: After a timeout was reported, a caller that goes on waits this long more.
-        self._period = min(timeouts) if timeouts else math.inf
-        self._expired: Optional[float] = None  # the core's deadline last reported
-        self._renewed = math.inf  # until when the caller waits past it
+        self._core.set_stream_limit(check_max_stream_size(max_stream_size))
         self.stream = stream
         self._reading = False  # a task waits in receive()
         self._sending = False  # a task is writing
@@ -195,8 +200,6 @@ class Connection(StreamAPI):
         self._flushed_out = 0  # core.bytes_out when the last flush began
         self._closed = False
         self._write_error: Optional[BaseException] = None
-
-    # -- what it is ------------------------------------------------------------
 
     # -- sending --------------------------------------------------------------
 
@@ -261,26 +264,43 @@ class Connection(StreamAPI):
 
     async def _flush(self, grace: float) -> None:
         """Write everything the core holds, whole; one task at a time."""
-        while self._sending:  # another task writes, and takes what we added
+        core = self._core
+        if self._sending:
+            await self._hold_writes()  # another task writes: ours go after
+        elif core.outgoing:
+            self._sending = True
+        else:
+            return
+        try:
+            parts = core.take_outgoing()
+            while parts:
+                self._flushed_out = core.bytes_out
+                for data in _writes(parts):
+                    await self._write_whole(data, grace)
+                parts = core.take_outgoing()
+        finally:
+            self._release_writes()
+
+    # -- sending a frame in pieces (AsyncStreamAPI: send_stream, send_file) ----------
+
+    async def _hold_writes(self) -> None:
+        while self._sending:  # another task writes: wait for our turn
             sent = self._sent
             if sent is None:
                 self._sent = sent = anyio.Event()
             await sent.wait()
             self._check_writable()
-        core = self._core
-        if not core.outgoing:
-            return
         self._sending = True
-        try:
-            while core.outgoing:
-                self._flushed_out = core.bytes_out
-                for data in _writes(core.take_outgoing()):
-                    await self._write_whole(data, grace)
-        finally:
-            self._sending = False
-            sent, self._sent = self._sent, None
-            if sent is not None:
-                sent.set()
+
+    def _release_writes(self) -> None:
+        self._sending = False
+        sent, self._sent = self._sent, None
+        if sent is not None:
+            sent.set()
+
+    async def _write_parts(self, parts: List[Buffer]) -> None:
+        for data in _writes(parts):
+            await self._write_whole(data, CLOSE_TIMEOUT)
 
     async def _write_whole(self, data: Buffer, grace: float) -> None:
         """``stream.send(data)`` shielded from cancellation, for at most ``grace``
@@ -316,63 +336,25 @@ class Connection(StreamAPI):
         await self.flush()
         await self.stream.send_eof()
 
-    # -- receiving ------------------------------------------------------------
+    # -- receiving (AsyncStreamAPI: recv, async for, recv_stream, recv_into) --------
 
-    async def recv(self) -> Any:
-        """Return the next message (an object with a serializer).
-
-        Returns at once, without awaiting anything, when a message is already
-        decoded.  Cancelling a waiting ``recv()`` loses nothing: the next
-        message stays queued.
-
-        Raises:
-            ConnectionClosed: the peer closed the connection cleanly (or it
-                was closed locally); raised again by every later call.
-            IncompleteFrame: the stream ended inside a frame.
-            FrameTooLarge: a frame above the codec's ``max_frame_size`` was
-                skipped; the connection goes on.
-            CorruptedFrame: the stream is corrupt; every later call raises it.
-            ConnectionError: the connection was reset.
-            SerializationError: the frame did not deserialize; the
-                connection goes on with the next frame.
-            TimeoutError: ``idle_timeout`` or ``frame_timeout`` expired;
-                nothing received is lost.
-            RuntimeError: another task is already waiting in ``recv()``.
-        """
-        for message in self._core.messages:
-            return message
-        await self._next_batch()
-        for message in self._core.messages:
-            return message
-        raise AssertionError("unreachable: a batch was made current")  # pragma: no cover
-
-    async def _next_batch(self) -> None:
-        """Read until the core has a batch; raise its errors and the end."""
+    async def _wait_input(self) -> None:
+        """Flush what is held back (the peer may wait for our replies), then
+        one ``receive()`` into the core, bounded by the core's deadline."""
         core = self._core
-        while not core.next_batch():
-            if core.outgoing and not self._sending and self._write_error is None:
-                await self._flush(CLOSE_TIMEOUT)  # the peer may wait for our replies
-            await self._read()
-
-    async def _read(self) -> None:
-        """One ``receive()`` into the core, bounded by the core's deadline."""
+        if core.outgoing and not self._sending and self._write_error is None:
+            await self._flush(CLOSE_TIMEOUT)
         if self._reading:
             raise RuntimeError("another task is already waiting for the next message")
-        core = self._core
         deadline = core.deadline()
-        if deadline is not None:
-            if deadline == self._expired:  # reported already: wait one period more
-                deadline = self._renewed
-            now = anyio.current_time()
-            if now >= deadline:
-                error = core.timed_out()
-                if error is not None:
-                    self._expired = core.deadline()
-                    self._renewed = now + self._period
-                    try:
-                        raise error
-                    finally:
-                        error = None
+        if deadline is not None and anyio.current_time() >= deadline:
+            error = core.timed_out()  # reported: the next wait is a whole new period
+            if error is not None:
+                try:
+                    raise error
+                finally:
+                    error = None
+            deadline = core.deadline()  # input arrived meanwhile: the deadline moved
         self._reading = True
         try:
             if deadline is None:
@@ -388,26 +370,6 @@ class Connection(StreamAPI):
             core.connection_lost(lost_error(exc))
         finally:
             self._reading = False
-
-    def __aiter__(self) -> AsyncIterator[Any]:
-        """Iterate over messages (as :meth:`recv` returns them) until a clean end.
-
-        Breaking out of the loop loses nothing: the next ``recv()`` or loop
-        continues with the next message.
-        """
-        return self._messages()
-
-    async def _messages(self) -> AsyncIterator[Any]:
-        core = self._core
-        while True:
-            current = core.messages
-            for message in current:
-                yield message
-            if core.messages is current:  # used up (a recv() may have moved on meanwhile)
-                try:
-                    await self._next_batch()
-                except ConnectionClosed:
-                    return
 
     # -- addresses ------------------------------------------------------------
 

@@ -36,7 +36,6 @@ place; a datagram server logs such a peer's error and calls its handler again
 
 from __future__ import annotations
 
-import errno
 import socket
 from typing import Any, Iterable, Optional, Tuple
 
@@ -44,23 +43,24 @@ import anyio
 import anyio.lowlevel
 
 from .._sockets import DEFAULT_UNIX_MODE, UnixFile, bind_socket, connect_socket
-from ..addresses import Address, AddressLike, parse_address
-from ..codecs.interface import Buffer, Codec
-from ..core.api import DatagramAPI
-from ..core.datagram import DatagramCore, same_peer, sockaddr_of
+from ..addresses import Address, AddressLike
+from ..codecs.interface import Codec
+from ..core.api import AsyncDatagramAPI
+from ..core.datagram import DatagramCore
 from ..core.options import (
     check_max_datagram_size,
     check_serializer,
+    datagram_addresses,
     default_datagram_size,
     make_codec,
 )
-from ..errors import ConnectionClosed, FramingError, SerializationError
+from ..errors import ConnectionClosed
 from ..serializers import Serializer
 
 __all__ = ["DatagramEndpoint", "open_datagram"]
 
 
-class DatagramEndpoint(DatagramAPI):
+class DatagramEndpoint(AsyncDatagramAPI):
     """A framed datagram socket: ``send``/``sendto``, ``recv``/``recvfrom``.
 
     Made by :func:`open_datagram`, by :func:`framekit.anyio.connect` for
@@ -106,18 +106,13 @@ class DatagramEndpoint(DatagramAPI):
         except OSError:
             self._remote = None
 
-    # -- sending --------------------------------------------------------------
+    # -- sending and receiving (AsyncDatagramAPI) ------------------------------
 
-    async def _sendto(self, datagrams: Iterable[bytes], address: Any) -> None:
+    def _check_open(self) -> None:
         if self._closed:
             raise ConnectionClosed("the datagram endpoint was closed")
-        if address is None and self._remote is None:
-            raise OSError(
-                errno.EDESTADDRREQ, "the endpoint is not connected: use sendto(payload, address)"
-            )
-        sockaddr = None if address is None else sockaddr_of(address)
-        if sockaddr is not None and same_peer(sockaddr, self._remote):
-            sockaddr = None  # a connected socket takes no address
+
+    async def _send_datagrams(self, datagrams: Iterable[bytes], sockaddr: Any) -> None:
         sock = self.socket
         sent = False
         for datagram in datagrams:
@@ -133,8 +128,7 @@ class DatagramEndpoint(DatagramAPI):
                         await anyio.wait_writable(sock)
                     except anyio.ClosedResourceError:
                         pass
-                    if self._closed:
-                        raise ConnectionClosed("the datagram endpoint was closed") from None
+                    self._check_open()
                     continue
                 except OSError as exc:
                     # As asyncio's datagram transports do: an error the socket
@@ -144,72 +138,9 @@ class DatagramEndpoint(DatagramAPI):
         if not sent:
             await anyio.lowlevel.checkpoint()
 
-    async def send(self, payload: Any, *, prefix: Optional[Buffer] = None) -> None:
-        """Send one frame, as one datagram, to the connected peer.
-
-        ``prefix``: the bytes before the length field, for a codec with
-        ``length_offset`` (``None`` calls the codec without it).
-
-        Raises:
-            FrameTooLarge: the frame does not fit one datagram.
-            OSError: ``EDESTADDRREQ`` if the endpoint is not connected.
-            ConnectionClosed: the endpoint was closed.
-            SerializationError: the serializer failed.
-        """
-        await self._sendto((self._core.encode(payload, prefix),), None)
-
-    async def sendto(self, payload: Any, address: Any, *, prefix: Optional[Buffer] = None) -> None:
-        """Send one frame, as one datagram, to ``address``.
-
-        Args:
-            payload: bytes-like, or an object with a serializer.
-            address: a socket address (as :meth:`recvfrom` returns), an
-                address URL, or an :class:`~framekit.addresses.Address`.
-            prefix: as for :meth:`send`.
-
-        Raises:
-            As :meth:`send`.
-        """
-        await self._sendto((self._core.encode(payload, prefix),), address)
-
-    async def send_many(
-        self, payloads: Iterable[Any], address: Any = None, *, prefix: Optional[Buffer] = None
-    ) -> None:
-        """Send frames packed into as few datagrams as ``max_datagram_size`` allows.
-
-        Args:
-            payloads: the frames' payloads, in order.
-            address: the destination; None for the connected peer.
-            prefix: as for :meth:`send`, before every frame's length.
-
-        Raises:
-            As :meth:`send`; nothing is sent if any frame does not fit a datagram.
-        """
-        await self._sendto(self._core.encode_many(payloads, prefix), address)
-
-    # -- receiving ------------------------------------------------------------
-
-    async def recvfrom(self) -> Tuple[Any, Any]:
-        """Return the next message and its sender's address.
-
-        Raises:
-            CorruptedFrame: a malformed datagram (``.address`` is its sender);
-                the endpoint stays usable.
-            ConnectionClosed: the endpoint was closed.
-            OSError: an error the socket reported (e.g. ``ConnectionRefusedError``
-                after sending to a closed port).
-            SerializationError: the frame did not deserialize.
-        """
-        core = self._core
-        while not core.ready:
-            if self._closed:
-                raise ConnectionClosed("the datagram endpoint was closed")
-            await self._read()
-        try:
-            return core.next_message()
-        except (FramingError, SerializationError, OSError) as exc:
-            self.last_receive_error = exc
-            raise
+    async def _wait_datagram(self) -> None:
+        self._check_open()
+        await self._read()
 
     async def _read(self) -> None:
         """Receive one datagram (or the socket's error) into the core."""
@@ -229,25 +160,6 @@ class DatagramEndpoint(DatagramAPI):
         else:
             self._core.receive_datagram(data, address)
         await anyio.lowlevel.checkpoint()
-
-    async def recv(self) -> Any:
-        """Return the next message, from whichever sender.
-
-        Raises:
-            As :meth:`recvfrom`.
-        """
-        message, _ = await self.recvfrom()
-        return message
-
-    def __aiter__(self) -> DatagramEndpoint:
-        return self
-
-    async def __anext__(self) -> Any:
-        """The next message (as :meth:`recv`), until the endpoint is closed."""
-        try:
-            return await self.recv()
-        except ConnectionClosed:
-            raise StopAsyncIteration from None
 
     # -- addresses ------------------------------------------------------------
 
@@ -302,15 +214,6 @@ class DatagramEndpoint(DatagramAPI):
         return f"<framekit.anyio.DatagramEndpoint {state} remote={self._remote!r}>"
 
 
-def _datagram_address(address: Optional[AddressLike], role: str) -> Optional[Address]:
-    if address is None:
-        return None
-    addr = parse_address(address)
-    if not addr.is_datagram:
-        raise ValueError(f"{role} must be a udp:// or unixgram:// address, not {addr.url()}")
-    return addr
-
-
 def _open_socket(
     loc: Optional[Address], rem: Optional[Address], unix_mode: Optional[int]
 ) -> Tuple[socket.socket, Optional[UnixFile]]:
@@ -359,12 +262,7 @@ async def open_datagram(
         OSError: binding or connecting failed (``EADDRINUSE`` for a Unix path
             a live endpoint owns).
     """
-    loc = _datagram_address(local, "local")
-    rem = _datagram_address(remote, "remote")
-    if loc is None and rem is None:
-        raise ValueError("open_datagram needs a local address, a remote address, or both")
-    if loc is not None and rem is not None and loc.scheme != rem.scheme:
-        raise ValueError(f"local and remote differ in kind: {loc.url()} and {rem.url()}")
+    loc, rem = datagram_addresses(local, remote)
     codec = make_codec(codec)
     check_serializer(serializer)
     check_max_datagram_size(max_datagram_size)

@@ -205,6 +205,7 @@ class Server:
                 serializer=settings.serializer,
                 idle_timeout=settings.idle_timeout,
                 frame_timeout=settings.frame_timeout,
+                max_stream_size=settings.max_stream_size,
             )
             conn.core.set_budget(self._budget)
             await self._run(conn, name)
@@ -398,6 +399,7 @@ async def serve(
     idle_timeout: Optional[float] = None,
     frame_timeout: Optional[float] = FRAME_TIMEOUT,
     max_buffered_bytes: Optional[int] = DEFAULT_MAX_BUFFERED_BYTES,
+    max_stream_size: Optional[int] = None,
 ) -> Server:
     """Bind ``address``; the :class:`Server` runs ``await handler(conn)`` once per
     connection inside ``async with server:`` or ``await server.serve_forever()``.
@@ -426,6 +428,14 @@ async def serve(
             the handler catches it) the connection is closed.  None: no limit.
         frame_timeout: seconds a frame begun may take to arrive whole (the
             slow-trickle defence); then as for ``idle_timeout``.  None: no limit.
+        max_buffered_bytes: bytes all connections together may hold
+            received and not yet handled; a connection that would go above
+            it is closed (``BudgetExceeded``).  None: no bound.
+        max_stream_size: frames above the codec's ``max_frame_size`` and up
+            to this size (the codec's frame length, header included) can be
+            read with ``recv_stream()`` and sent with ``send_stream()``;
+            ``recv()`` refuses them with ``FrameTooLarge``.  None: streams
+            are bounded by ``max_frame_size`` too.
 
     Returns:
         The :class:`Server`, bound (connections wait in the backlog until it serves).
@@ -452,7 +462,7 @@ async def serve(
         idle_timeout=idle_timeout,
         frame_timeout=frame_timeout,
         max_buffered_bytes=max_buffered_bytes,
-        max_stream_size=None,
+        max_stream_size=max_stream_size,
     )
     addr = settings.address
     server = Server(settings, handler)

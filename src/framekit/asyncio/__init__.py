@@ -38,6 +38,7 @@ stream protocol), :mod:`.flow` (waiting to read, pausing to write) and
 their addresses).
 """
 
+from ..core.frames import AsyncFrameStream
 from ..core.options import CLOSE_TIMEOUT, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_MAX_QUEUED_FRAMES
 from .connect import connect
 from .connection import Connection
@@ -46,6 +47,7 @@ from .protocol import FramedProtocol
 from .server import Handler, Server, serve
 
 __all__ = [
+    "AsyncFrameStream",
     "CLOSE_TIMEOUT",
     "DEFAULT_MAX_QUEUED_BYTES",
     "DEFAULT_MAX_QUEUED_FRAMES",

@@ -7,7 +7,9 @@ A :class:`Connection` is the application's side of a
 :class:`~framekit.core.StreamCore` and sends through the transport.  The core
 does all the framing; this module only waits and writes.
 
-Receiving.  ``recv()`` and ``async for`` take the next message straight from
+Receiving is written once for asyncio and anyio, in
+:class:`framekit.core.api.AsyncStreamAPI`; this module gives it the waiting.
+``recv()`` and ``async for`` take the next message straight from
 the core's current batch (``for m in core.messages``): no future, no
 suspension, no helper coroutine while messages are decoded.  Only when the
 batch is used up does the connection ask the core for the next one
@@ -31,7 +33,9 @@ Otherwise it is written at once.  Large ``bytes`` payloads go out as
 ``[header, payload]`` without a copy (uvloop and Python >= 3.12 write them as
 they are); other buffers are copied by the codec, so the caller may refill
 them as soon as ``send()`` returns.  ``send()`` then awaits only if the
-transport paused writing (see :mod:`.flow`), after flushing.
+transport paused writing (see :mod:`.flow`), after flushing.  A frame sent in
+pieces (``send_stream``, ``send_file``: shared with anyio too) holds other
+tasks' frames back until it is out, so none lands inside it.
 
 Closing.  ``close()`` flushes and closes the transport and waits for it to be
 gone, at most ``timeout`` seconds, after which it aborts: a peer that stopped
@@ -43,36 +47,20 @@ never leaves the transport open behind it.
 from __future__ import annotations
 
 import asyncio
-import os
-from typing import Any, AsyncIterable, AsyncIterator, Iterable, Optional, Union
+from typing import Any, Iterable, List, Optional
 
 from ..codecs.interface import Buffer
-from ..core.api import StreamAPI
+from ..core.api import AsyncStreamAPI
+from ..core.frames import OutgoingFrame
 from ..core.options import CLOSE_TIMEOUT, check_serializer
-from ..errors import ConnectionClosed, FrameTooLarge
 from ..serializers import Serializer
+from .flow import wait_closed
 from .protocol import FramedProtocol
-from .stream import DEFAULT_CHUNK_SIZE, AsyncFrameStream
 
 __all__ = ["Connection"]
 
 
-def _does_not_fit(length: int, room: int) -> FrameTooLarge:
-    return FrameTooLarge(
-        f"a {length}-byte frame does not fit the {room}-byte buffer; it stays unread",
-        frame_length=length,
-        max_frame_size=room,
-    )
-
-
-def _wrong_length(length: int, got: str) -> ValueError:
-    return ValueError(
-        f"send_stream: the chunks hold {got} bytes, not the {length} announced; "
-        "the connection is aborted (its peer sees an incomplete frame)"
-    )
-
-
-class Connection(StreamAPI):
+class Connection(AsyncStreamAPI):
     """A framed connection over a stream transport (TCP, TLS, Unix).
 
     Made by :func:`framekit.asyncio.connect` and by servers (see
@@ -94,8 +82,6 @@ class Connection(StreamAPI):
         self._core = protocol.core
         self._core.serializer = check_serializer(serializer)
         self._flush_scheduled = False
-
-    # -- what it is ------------------------------------------------------------
 
     # -- sending --------------------------------------------------------------
 
@@ -173,55 +159,7 @@ class Connection(StreamAPI):
         self.flush()
         self.transport.write_eof()
 
-    # -- receiving ------------------------------------------------------------
-
-    async def recv(self) -> Any:
-        """Return the next message (an object with a serializer).
-
-        Returns at once, without suspending, when a message is already decoded.
-        Cancelling a waiting ``recv()`` loses nothing: the next message stays queued.
-
-        Raises:
-            ConnectionClosed: the peer closed the connection cleanly (or it
-                was closed locally); raised again by every later call.
-            IncompleteFrame: the stream ended inside a frame.
-            FrameTooLarge: a frame above the codec's ``max_frame_size`` was
-                skipped; the connection goes on.
-            CorruptedFrame: the stream is corrupt; every later call raises it.
-            ConnectionError: the connection was reset.
-            SerializationError: the frame did not deserialize; the
-                connection goes on with the next frame.
-            TimeoutError: ``idle_timeout`` or ``frame_timeout`` expired;
-                nothing received is lost.
-            RuntimeError: another coroutine is already waiting in ``recv()``.
-        """
-        for message in self._core.messages:
-            return message
-        if self._core.stream_kept >= 0:
-            return await self._recv_kept()
-        await self._next_batch()
-        for message in self._core.messages:
-            return message
-        raise AssertionError("unreachable: a batch was made current")  # pragma: no cover
-
-    async def _recv_kept(self) -> Any:
-        """``recv()`` of a frame that ``recv_into`` left open: read it whole."""
-        length = self._core.take_kept_stream()
-        parts = []
-        while length:
-            data = await self._stream_read(length)
-            parts.append(data)
-            length -= len(data)
-        return self._core.message(b"".join(parts))
-
-    async def _next_batch(self) -> None:
-        """Wait until the core has a batch; raise its errors and the end."""
-        core = self._core
-        protocol = self._protocol
-        while not core.next_batch():
-            await self._wait_input()
-        if protocol.paused and core.under_half:
-            protocol.resume_reading()
+    # -- receiving (AsyncStreamAPI: recv, async for, recv_stream, recv_into) --------
 
     async def _wait_input(self) -> None:
         """Flush what is held back, read again if paused, wait (at most until the
@@ -238,203 +176,35 @@ class Connection(StreamAPI):
                 raise error
         await protocol.waiter.wait(wait)
 
-    def __aiter__(self) -> AsyncIterator[Any]:
-        """Iterate over messages (as :meth:`recv` returns them) until a clean end.
-
-        Breaking out of the loop loses nothing: the next ``recv()`` or loop
-        continues with the next message.
-        """
-        return self._messages()
-
-    async def _messages(self) -> AsyncIterator[Any]:
-        core = self._core
-        while True:
-            current = core.messages
-            for message in current:
-                yield message
-            if core.messages is current:  # used up (a recv() may have moved on meanwhile)
-                try:
-                    await self._next_batch()
-                except ConnectionClosed:
-                    return
-
-    # -- frames as streams --------------------------------------------------------
-
-    async def recv_stream(self, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> AsyncFrameStream:
-        """Return the next frame as a stream: its ``length``, then its payload
-        in chunks of at most ``chunk_size`` bytes (``async for``; see
-        :class:`~.stream.AsyncFrameStream`).
-
-        Use it with ``async with``: leaving the block early skips the rest of
-        the frame, and the connection goes on.  Messages and streams mix frame
-        by frame.  No serializer applies to a stream.
-
-        Raises:
-            TypeError: the codec cannot stream (only ``LengthPrefixed`` can).
-            FrameTooLarge: the frame is above ``max_stream_size`` (or
-                ``max_frame_size`` when no ``max_stream_size`` was given); it
-                is skipped before a byte of its payload is read.
-            As :meth:`recv` otherwise.
-        """
-        first = await self._open_stream()
-        if isinstance(first, bytes):
-            return AsyncFrameStream(len(first), whole=first, chunk_size=chunk_size)
-        return AsyncFrameStream(
-            first,
-            read=self._stream_read,
-            discard=self._core.stream_discard,
-            chunk_size=chunk_size,
-        )
-
-    async def recv_into(self, buffer: Buffer) -> int:
-        """Read the next frame's payload into ``buffer`` (any writable bytes-like
-        object); return its size.  No serializer applies.
-
-        Raises:
-            FrameTooLarge: the frame does not fit ``buffer``; it stays unread
-                (``recv()``, ``recv_stream()`` or a larger ``recv_into()`` takes it).
-            As :meth:`recv_stream` otherwise.
-        """
-        view = memoryview(buffer).cast("B")
-        first = await self._open_stream()
-        if isinstance(first, bytes):
-            if len(first) > len(view):
-                self._core.put_back(first)
-                raise _does_not_fit(len(first), len(view))
-            view[: len(first)] = first
-            return len(first)
-        if first > len(view):
-            self._core.keep_stream()
-            raise _does_not_fit(first, len(view))
-        got = 0
-        while got < first:
-            data = await self._stream_read(first - got)
-            view[got : got + len(data)] = data
-            got += len(data)
-        return first
-
-    async def _open_stream(self) -> Union[bytes, int]:
-        core = self._core
-        while True:
-            first = core.open_stream()
-            if first is not None:
-                return first
-            await self._wait_input()
-
-    async def _stream_read(self, size: int) -> bytes:
-        core = self._core
+    def _input_taken(self) -> None:
         protocol = self._protocol
-        while True:
-            data = core.stream_read(size)
-            if data:
-                if protocol.paused and core.under_half:
-                    protocol.resume_reading()
-                return data
-            if core.input_ended:
-                core.stream_cut()
-            await self._wait_input()
+        if protocol.paused and self._core.under_half:
+            protocol.resume_reading()
 
-    async def send_stream(
-        self,
-        length: int,
-        chunks: Union[Iterable[Buffer], AsyncIterable[Buffer]],
-        *,
-        prefix: Optional[Buffer] = None,
-    ) -> None:
-        """Send one frame whose ``length``-byte payload comes in pieces: an
-        iterable or an async iterable of bytes-like chunks, sent as they come
-        (waiting whenever the transport pauses writing), so memory stays
-        bounded whatever the frame's size.
+    # -- sending a frame in pieces (AsyncStreamAPI: send_stream, send_file) ----------
 
-        Raises:
-            TypeError: the codec cannot announce a length first (only
-                ``LengthPrefixed`` can).
-            FrameTooLarge: ``length`` is above ``max_stream_size`` (and the
-                codec's ``max_frame_size``); nothing was sent.
-            ValueError: the chunks hold more or fewer bytes than ``length``:
-                the frame could not be sent whole, so the connection is
-                aborted (the peer sees ``IncompleteFrame``, never a misaligned
-                frame); raised before the excess is sent.  Cancelling it
-                midway aborts the connection too.
-            ConnectionError: the connection was lost.
-        """
-        flow = self._protocol.flow
-        flow.check()
-        header = self._core.stream_header(length, prefix)
-        self.flush()
-        self.transport.write(header)
-        sent = 0
-        try:
-            if hasattr(chunks, "__aiter__"):
-                async for chunk in chunks:
-                    sent = await self._send_chunk(chunk, sent, length)
+    def _check_writable(self) -> None:
+        self._protocol.flow.check()
+
+    async def _write_parts(self, parts: List[Buffer]) -> None:
+        if parts and self._protocol.flow.error is None:
+            if len(parts) == 1:
+                self.transport.write(parts[0])
             else:
-                for chunk in chunks:
-                    sent = await self._send_chunk(chunk, sent, length)
-            if sent < length:
-                raise _wrong_length(length, f"only {sent}")
-        except BaseException:
-            self.abort()
-            raise
-        self._core.bytes_out += length
-
-    async def _send_chunk(self, chunk: Buffer, sent: int, length: int) -> int:
-        size = len(chunk) if type(chunk) is bytes else memoryview(chunk).nbytes
-        if sent + size > length:
-            raise _wrong_length(length, "more")
-        # A transport may keep what it could not write at once: only bytes by reference.
-        self.transport.write(chunk if type(chunk) is bytes else bytes(chunk))
+                self.transport.writelines(parts)
         flow = self._protocol.flow
         if flow.paused:
             await flow.wait()
-        return sent + size
 
-    async def send_file(
-        self, file: Any, length: Optional[int] = None, *, prefix: Optional[Buffer] = None
-    ) -> int:
-        """Send a file's contents, from its current position, as one frame.
-
-        Uses ``loop.sendfile`` (the kernel copies the file to the socket) where
-        the loop and transport allow it (asyncio's loop, plain TCP and Unix);
-        reads and sends otherwise.
-
-        Args:
-            file: a file object opened in binary mode.
-            length: bytes to send; None: the rest of the file.
-
-        Returns:
-            The payload's size.
-
-        Raises:
-            As :meth:`send_stream`.
-        """
-        if length is None:
-            length = os.fstat(file.fileno()).st_size - file.tell()
-        flow = self._protocol.flow
-        flow.check()
-        header = self._core.stream_header(length, prefix)
-        self.flush()
-        self.transport.write(header)
+    async def _send_file_body(self, frame: OutgoingFrame, file: Any) -> None:
+        """``loop.sendfile`` (the kernel copies the file) where the loop and the
+        transport allow it; reads and sends otherwise."""
         try:
-            sent = 0
-            if length:
-                try:
-                    sent = await asyncio.get_running_loop().sendfile(
-                        self.transport, file, file.tell(), length, fallback=False
-                    )
-                except (NotImplementedError, RuntimeError, AttributeError):
-                    while sent < length:
-                        chunk = file.read(min(DEFAULT_CHUNK_SIZE, length - sent))
-                        if not chunk:
-                            break
-                        sent = await self._send_chunk(chunk, sent, length)
-            if sent < length:
-                raise _wrong_length(length, f"only {sent}")
-        except BaseException:
-            self.abort()
-            raise
-        self._core.bytes_out += length
-        return length
+            frame.sent = await asyncio.get_running_loop().sendfile(
+                self.transport, file, file.tell(), frame.length, fallback=False
+            )
+        except (NotImplementedError, RuntimeError, AttributeError):
+            await super()._send_file_body(frame, file)
 
     # -- addresses ------------------------------------------------------------
 
@@ -465,22 +235,9 @@ class Connection(StreamAPI):
         Args:
             timeout: abort (drop unsent data) if the graceful close takes longer.
         """
-        protocol = self._protocol
         self.flush()
-        protocol.close()
-        if protocol.lost.done():
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(protocol.lost), timeout)
-        except asyncio.TimeoutError:
-            protocol.close(abort=True)
-            await protocol.lost
-        except BaseException:
-            # Cancelled (a server closing, a caller's timeout): the abort the
-            # timeout would have done must still happen, or the transport stays
-            # open as long as the peer does not read.
-            protocol.close(abort=True)
-            raise
+        self._protocol.close()
+        await wait_closed(self._protocol.lost, timeout, self.abort)
 
     def abort(self) -> None:
         """Close at once, dropping unsent data."""

@@ -38,9 +38,8 @@ forever.  A cancelled ``close()`` aborts at once.
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
-from typing import Any, Iterable, Optional, Tuple
+from typing import Any, Iterable, Optional
 
 from .._sockets import (
     DEFAULT_UNIX_MODE,
@@ -49,10 +48,10 @@ from .._sockets import (
     connect_unix,
     host_port,
 )
-from ..addresses import Address, AddressLike, parse_address
-from ..codecs.interface import Buffer, Codec
-from ..core.api import DatagramAPI
-from ..core.datagram import DatagramCore, same_peer, sockaddr_of
+from ..addresses import AddressLike
+from ..codecs.interface import Codec
+from ..core.api import AsyncDatagramAPI
+from ..core.datagram import DatagramCore
 from ..core.options import (
     CLOSE_TIMEOUT,
     DEFAULT_MAX_QUEUED_BYTES,
@@ -62,12 +61,13 @@ from ..core.options import (
     check_max_datagram_size,
     check_queue_bounds,
     check_serializer,
+    datagram_addresses,
     make_codec,
 )
-from ..errors import ConnectionClosed, FramingError, SerializationError
+from ..errors import ConnectionClosed
 from ..serializers import Serializer
 from ._unixgram import create_socket_datagram_endpoint
-from .flow import ReadWaiter, WriteFlow
+from .flow import ReadWaiter, WriteFlow, wait_closed
 
 __all__ = [
     "DEFAULT_MAX_DATAGRAM_SIZE",
@@ -168,7 +168,7 @@ class DatagramProtocol(asyncio.DatagramProtocol):
         self.flow.resume()
 
 
-class DatagramEndpoint(DatagramAPI):
+class DatagramEndpoint(AsyncDatagramAPI):
     """A framed datagram socket: ``send``/``sendto``, ``recv``/``recvfrom``.
 
     Made by :func:`open_datagram`, by :func:`framekit.asyncio.connect` for
@@ -197,110 +197,23 @@ class DatagramEndpoint(DatagramAPI):
         self._unix_file = unix_file
         self.last_receive_error: Optional[BaseException] = None
 
-    # -- sending --------------------------------------------------------------
+    # -- sending and receiving (AsyncDatagramAPI) ------------------------------
 
-    async def _sendto(self, datagrams: Iterable[bytes], address: Any) -> None:
-        flow = self._protocol.flow
-        flow.check()
-        if address is None and self.remote_address is None:
-            raise OSError(
-                errno.EDESTADDRREQ, "the endpoint is not connected: use sendto(payload, address)"
-            )
-        sockaddr = None if address is None else sockaddr_of(address)
-        if sockaddr is not None and same_peer(sockaddr, self.remote_address):
-            sockaddr = None  # a connected transport takes no address
+    def _check_open(self) -> None:
+        self._protocol.flow.check()
+
+    async def _send_datagrams(self, datagrams: Iterable[bytes], sockaddr: Any) -> None:
         for datagram in datagrams:
             self.transport.sendto(datagram, sockaddr)
+        flow = self._protocol.flow
         if flow.paused:
             await flow.wait()
 
-    async def send(self, payload: Any, *, prefix: Optional[Buffer] = None) -> None:
-        """Send one frame, as one datagram, to the connected peer.
-
-        ``prefix``: the bytes before the length field, for a codec with
-        ``length_offset`` (``None`` calls the codec without it).
-
-        Raises:
-            FrameTooLarge: the frame does not fit one datagram.
-            OSError: ``EDESTADDRREQ`` if the endpoint is not connected.
-            ConnectionClosed: the endpoint was closed.
-            SerializationError: the serializer failed.
-        """
-        await self._sendto((self._core.encode(payload, prefix),), None)
-
-    async def sendto(self, payload: Any, address: Any, *, prefix: Optional[Buffer] = None) -> None:
-        """Send one frame, as one datagram, to ``address``.
-
-        Args:
-            payload: bytes-like, or an object with a serializer.
-            address: a socket address (as :meth:`recvfrom` returns), an
-                address URL, or an :class:`~framekit.addresses.Address`.
-            prefix: as for :meth:`send`.
-
-        Raises:
-            As :meth:`send`.
-        """
-        await self._sendto((self._core.encode(payload, prefix),), address)
-
-    async def send_many(
-        self, payloads: Iterable[Any], address: Any = None, *, prefix: Optional[Buffer] = None
-    ) -> None:
-        """Send frames packed into as few datagrams as ``max_datagram_size`` allows.
-
-        Args:
-            payloads: the frames' payloads, in order.
-            address: the destination; None for the connected peer.
-            prefix: as for :meth:`send`, before every frame's length.
-
-        Raises:
-            As :meth:`send`; nothing is sent if any frame does not fit a datagram.
-        """
-        await self._sendto(self._core.encode_many(payloads, prefix), address)
-
-    # -- receiving ------------------------------------------------------------
-
-    async def recvfrom(self) -> Tuple[Any, Any]:
-        """Return the next message and its sender's address.
-
-        Raises:
-            CorruptedFrame: a malformed datagram (``.address`` is its sender);
-                the endpoint stays usable.
-            ConnectionClosed: the endpoint was closed.
-            OSError: an error the socket reported (e.g. ``ConnectionRefusedError``
-                after sending to a closed port).
-            SerializationError: the frame did not deserialize.
-            RuntimeError: another coroutine is already waiting.
-        """
-        core = self._core
+    async def _wait_datagram(self) -> None:
         protocol = self._protocol
-        while not core.ready:
-            if protocol.ended:
-                raise ConnectionClosed("the datagram endpoint was closed")
-            await protocol.waiter.wait()
-        try:
-            return core.next_message()
-        except (FramingError, SerializationError, OSError) as exc:
-            self.last_receive_error = exc
-            raise
-
-    async def recv(self) -> Any:
-        """Return the next message, from whichever sender.
-
-        Raises:
-            As :meth:`recvfrom`.
-        """
-        message, _ = await self.recvfrom()
-        return message
-
-    def __aiter__(self) -> DatagramEndpoint:
-        return self
-
-    async def __anext__(self) -> Any:
-        """The next message (as :meth:`recv`), until the endpoint is closed."""
-        try:
-            return await self.recv()
-        except ConnectionClosed:
-            raise StopAsyncIteration from None
+        if protocol.ended:
+            raise ConnectionClosed("the datagram endpoint was closed")
+        await protocol.waiter.wait()
 
     # -- addresses ------------------------------------------------------------
 
@@ -350,18 +263,8 @@ class DatagramEndpoint(DatagramAPI):
                 takes longer: a Unix datagram peer that does not read blocks
                 the sender.
         """
-        protocol = self._protocol
         self._close(abort=False)
-        if protocol.lost.done():
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(protocol.lost), timeout)
-        except asyncio.TimeoutError:
-            self.transport.abort()
-            await protocol.lost
-        except BaseException:
-            self.transport.abort()
-            raise
+        await wait_closed(self._protocol.lost, timeout, self.transport.abort)
 
     async def wait_closed(self) -> None:
         """Wait until the endpoint is gone."""
@@ -376,15 +279,6 @@ class DatagramEndpoint(DatagramAPI):
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<framekit.asyncio.DatagramEndpoint {state} local={self.local_address!r}>"
-
-
-def _datagram_address(address: Optional[AddressLike], role: str) -> Optional[Address]:
-    if address is None:
-        return None
-    addr = parse_address(address)
-    if not addr.is_datagram:
-        raise ValueError(f"{role} must be a udp:// or unixgram:// address, not {addr.url()}")
-    return addr
 
 
 async def open_datagram(
@@ -423,14 +317,9 @@ async def open_datagram(
         OSError: binding or connecting failed (``EADDRINUSE`` for a Unix path
             a live endpoint owns).
     """
-    loc = _datagram_address(local, "local")
+    loc, rem = datagram_addresses(local, remote)
     if reuse_port and (loc is None or loc.is_unix):
         raise ValueError("reuse_port is for a bound UDP endpoint")
-    rem = _datagram_address(remote, "remote")
-    if loc is None and rem is None:
-        raise ValueError("open_datagram needs a local address, a remote address, or both")
-    if loc is not None and rem is not None and loc.scheme != rem.scheme:
-        raise ValueError(f"local and remote differ in kind: {loc.url()} and {rem.url()}")
     codec = make_codec(codec)
     check_serializer(serializer)
     check_queue_bounds(max_queued_frames, max_queued_bytes)

@@ -21,16 +21,22 @@ Each waiting sender gets its own future, so cancelling one ``send()`` does not
 cancel the others.  When the connection is lost (or closed locally) every
 waiter gets the error, and every later ``send()`` raises it at once instead of
 writing into a dead transport.
+
+**Closing** (:func:`wait_closed`) is the same for both: after a graceful
+close, wait for the protocol's ``lost`` future at most ``timeout`` seconds,
+then abort; a cancelled close aborts at once, so cancelling it (as
+``Server.close()`` cancels the handlers' tasks) never leaves a transport open
+behind it while a peer does not read.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from ..errors import ConnectionClosed
 
-__all__ = ["ReadWaiter", "WriteFlow"]
+__all__ = ["ReadWaiter", "WriteFlow", "wait_closed"]
 
 
 class ReadWaiter:
@@ -122,3 +128,21 @@ class WriteFlow:
             finally:
                 self._waiters.remove(waiter)
         self.check()
+
+
+async def wait_closed(
+    lost: asyncio.Future[None], timeout: Optional[float], abort: Callable[[], None]
+) -> None:
+    """After a graceful close: wait until ``lost`` is done, at most ``timeout``
+    seconds (None: no limit), then ``abort()`` and wait for it; cancelled,
+    ``abort()`` before the ``CancelledError`` goes on."""
+    if lost.done():
+        return
+    try:
+        await asyncio.wait_for(asyncio.shield(lost), timeout)
+    except asyncio.TimeoutError:
+        abort()
+        await lost
+    except BaseException:
+        abort()
+        raise

@@ -43,6 +43,7 @@ between a socket and it, so the rules below are written once:
 
 from __future__ import annotations
 
+import errno
 from collections import deque
 from typing import Any, Deque, Iterable, List, Optional, Tuple
 
@@ -52,7 +53,14 @@ from ..codecs.interface import Buffer, Codec
 from ..errors import CorruptedFrame, FrameTooLarge, FramingError, SerializationError
 from ..serializers import Serializer, dumps, loads
 
-__all__ = ["DatagramCore", "pack_datagrams", "peer_fault", "same_peer", "sockaddr_of"]
+__all__ = [
+    "DatagramCore",
+    "destination",
+    "pack_datagrams",
+    "peer_fault",
+    "same_peer",
+    "sockaddr_of",
+]
 
 
 class DatagramCore:
@@ -288,3 +296,21 @@ def sockaddr_of(address: Any) -> Any:
     if isinstance(address, str) and address.partition(":")[0].lower() in SCHEMES:
         return parse_address(address).sockaddr
     return address
+
+
+def destination(address: Any, remote: Any) -> Any:
+    """Where to send: the socket address for ``address``, or None for the
+    connected peer ``remote`` (``address`` None, or the same peer: a connected
+    socket takes no destination).
+
+    Raises:
+        OSError: ``EDESTADDRREQ``: no address and the socket is not connected.
+    """
+    if address is None:
+        if remote is None:
+            raise OSError(
+                errno.EDESTADDRREQ, "the endpoint is not connected: use sendto(payload, address)"
+            )
+        return None
+    sockaddr = sockaddr_of(address)
+    return None if same_peer(sockaddr, remote) else sockaddr

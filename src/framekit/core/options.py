@@ -21,7 +21,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 from ssl import SSLContext
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 from .._sockets import tls_context
 from ..addresses import Address, AddressLike, parse_address
@@ -32,6 +32,7 @@ from ..serializers import Serializer
 __all__ = [
     "CLOSE_TIMEOUT",
     "DEFAULT_BACKLOG",
+    "DEFAULT_CHUNK_SIZE",
     "DEFAULT_MAX_BUFFERED_BYTES",
     "DEFAULT_MAX_QUEUED_BYTES",
     "DEFAULT_MAX_QUEUED_FRAMES",
@@ -52,6 +53,7 @@ __all__ = [
     "check_serializer",
     "check_timeout",
     "client_settings",
+    "datagram_addresses",
     "default_datagram_size",
     "make_codec",
     "server_settings",
@@ -71,6 +73,9 @@ DEFAULT_READ_SIZE = 256 * 1024
 #: coalesced or buffered write keeps the reference until it is written, and a
 #: ``bytearray`` the caller refills meanwhile would change the frame.
 VECTORED_MIN_SIZE = 16 * 1024
+#: The largest chunk a frame read as a stream hands out (``recv_stream``), and
+#: the size of each read when a file is sent without ``sendfile``.
+DEFAULT_CHUNK_SIZE = 256 * 1024
 #: The listen backlog.  128 was Linux's ``SOMAXCONN`` for years; the kernel
 #: caps it at ``net.core.somaxconn`` anyway.
 DEFAULT_BACKLOG = 128
@@ -238,6 +243,25 @@ class ClientSettings:
     idle_timeout: Optional[float]
     frame_timeout: Optional[float]
     max_stream_size: Optional[int]
+
+
+def datagram_addresses(
+    local: Optional[AddressLike], remote: Optional[AddressLike]
+) -> Tuple[Optional[Address], Optional[Address]]:
+    """``open_datagram``'s two addresses, parsed and checked against each other.
+
+    Raises:
+        ValueError: neither given, one not a datagram address, or two of different kinds.
+    """
+    loc, rem = (None if address is None else parse_address(address) for address in (local, remote))
+    for role, addr in (("local", loc), ("remote", rem)):
+        if addr is not None and not addr.is_datagram:
+            raise ValueError(f"{role} must be a udp:// or unixgram:// address, not {addr.url()}")
+    if loc is None and rem is None:
+        raise ValueError("open_datagram needs a local address, a remote address, or both")
+    if loc is not None and rem is not None and loc.scheme != rem.scheme:
+        raise ValueError(f"local and remote differ in kind: {loc.url()} and {rem.url()}")
+    return loc, rem
 
 
 def client_settings(

@@ -143,6 +143,7 @@ class StreamCore:
         "_scratch",
         "_scratch_out",
         "_stream_limit",
+        "_stream_out",
         "_stream_pending",
         "_streamable",
         "_switchable",
@@ -180,6 +181,7 @@ class StreamCore:
         self._streamable = hasattr(self._decoder, "stream_begin")
         self._stream_limit = 0  # max_stream_size (0: frames stream up to max_frame_size)
         self._stream_pending = False  # a stream begun, not yet handed to the caller
+        self._stream_out = False  # a frame is being sent in pieces (start_stream_out)
         self._read_size = read_size
         self._frames: Iterator[bytes] = _EMPTY
         self.messages: Iterator[Any] = _EMPTY
@@ -741,6 +743,29 @@ class StreamCore:
         self.bytes_out += len(header)
         return header
 
+    def start_stream_out(self, length: int, prefix: Optional[Buffer] = None) -> List[Buffer]:
+        """Begin sending a frame whose ``length``-byte payload goes out in pieces.
+
+        Returns what to write first: the writes held back, then the frame's
+        header.  Until :meth:`end_stream_out`, :meth:`take_outgoing` hands out
+        nothing, so a frame another task sends meanwhile waits its turn
+        instead of landing inside this one.
+
+        Raises:
+            As :meth:`stream_header`; nothing changes then.
+        """
+        header = self.stream_header(length, prefix)
+        parts = self.take_outgoing()
+        parts.append(header)
+        self._stream_out = True
+        return parts
+
+    def end_stream_out(self, sent: int) -> None:
+        """The frame begun by :meth:`start_stream_out` is over (``sent`` payload
+        bytes went out); what was held back meanwhile may go."""
+        self._stream_out = False
+        self.bytes_out += sent
+
     # -- timeouts -------------------------------------------------------------------
 
     def _touch(self, decoded: bool) -> None:
@@ -860,7 +885,12 @@ class StreamCore:
         self.frames_out += len(payloads)
 
     def take_outgoing(self) -> List[Buffer]:
-        """Everything to write, in order, for one vectored write; clears :attr:`outgoing`."""
+        """Everything to write, in order, for one vectored write; clears :attr:`outgoing`.
+
+        Nothing while a frame is being sent in pieces (see :meth:`start_stream_out`).
+        """
+        if self._stream_out:
+            return []
         out, self.outgoing = self.outgoing, []
         self._flushed = self.bytes_out
         return out

@@ -11,18 +11,28 @@ tutorials teach, with framing done by the codec (see :mod:`framekit.codecs.inter
 * :func:`serve` binds a :class:`Server` that runs a handler (a callable or a
   :class:`FrameHandler` subclass) for every connection or datagram.
 
-Modules: ``framed`` and ``datagram`` (the sockets), ``connect``, ``server``
-(the Server, its accept loop and connection threads), ``datagram_server`` (what
-a datagram server does with each datagram), ``handler`` (FrameHandler), and
-``_sockets`` (creation and binding, one code path for every address family).
-The Unix socket file rules, TLS arguments and peer names are shared with the
-asyncio transports, in :mod:`framekit._sockets`.
+Modules: ``connection`` (FramedSocket), ``datagram`` (DatagramSocket),
+``connect``, ``server`` (the Server, its accept loop and connection threads),
+``datagram_server`` (what a datagram server does with each datagram) and
+``handler`` (FrameHandler).  What every transport shares is below them: the
+framing and the connection's state in :mod:`framekit.core` (``FrameStream``,
+what ``recv_stream()`` returns, is in :mod:`framekit.core.frames`), socket
+creation, TLS and Unix socket files in :mod:`framekit._sockets`.
 """
 
+from ..core.frames import FrameStream
 from .connect import connect
 from .connection import FramedSocket
 from .datagram import DatagramSocket
 from .handler import FrameHandler
 from .server import Server, serve
 
-__all__ = ["DatagramSocket", "FrameHandler", "FramedSocket", "Server", "connect", "serve"]
+__all__ = [
+    "DatagramSocket",
+    "FrameHandler",
+    "FrameStream",
+    "FramedSocket",
+    "Server",
+    "connect",
+    "serve",
+]

@@ -57,12 +57,14 @@ import socket
 import ssl
 import threading
 from itertools import chain
-from typing import Any, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any, Iterable, Iterator, List, Optional, Sequence, Union
 
 from .._util import Closing
 from ..codecs.interface import Buffer, Codec
 from ..core.api import StreamAPI
+from ..core.frames import FrameStream, OutgoingFrame, check_room, place_whole
 from ..core.options import (
+    DEFAULT_CHUNK_SIZE,
     DEFAULT_READ_SIZE,
     check_max_stream_size,
     check_serializer,
@@ -70,9 +72,8 @@ from ..core.options import (
     make_codec,
 )
 from ..core.stream import StreamCore
-from ..errors import ConnectionClosed, FrameTooLarge
+from ..errors import ConnectionClosed
 from ..serializers import Serializer
-from .stream import DEFAULT_CHUNK_SIZE, FrameStream
 
 __all__ = ["FramedSocket", "send_vectored"]
 
@@ -288,14 +289,8 @@ class FramedSocket(StreamAPI, Closing):
         view = memoryview(buffer).cast("B")
         first = self._open_stream()
         if isinstance(first, bytes):
-            if len(first) > len(view):
-                self._core.put_back(first)
-                raise _does_not_fit(len(first), len(view))
-            view[: len(first)] = first
-            return len(first)
-        if first > len(view):
-            self._core.keep_stream()
-            raise _does_not_fit(first, len(view))
+            return place_whole(self._core, first, view)
+        check_room(self._core, first, view)
         got = 0
         while got < first:
             got += self._stream_readinto(view[got:first])
@@ -372,24 +367,8 @@ class FramedSocket(StreamAPI, Closing):
                 frame); raised before the excess is sent.
             OSError: the socket failed.
         """
-        header = self._core.stream_header(length, prefix)
         with self._send_lock:
-            self._flush_locked()
-            self.socket.sendall(header)
-            sent = 0
-            try:
-                for chunk in chunks:
-                    size = len(chunk) if type(chunk) is bytes else memoryview(chunk).nbytes
-                    if sent + size > length:
-                        raise _wrong_length(length, "more")
-                    self.socket.sendall(chunk)
-                    sent += size
-                if sent < length:
-                    raise _wrong_length(length, f"only {sent}")
-            except BaseException:
-                self._abort()
-                raise
-            self._core.bytes_out += length
+            self._send_pieces(length, prefix, chunks, None)
 
     def send_file(
         self, file: Any, length: Optional[int] = None, *, prefix: Optional[Buffer] = None
@@ -412,28 +391,39 @@ class FramedSocket(StreamAPI, Closing):
         """
         if length is None:
             length = os.fstat(file.fileno()).st_size - file.tell()
-        header = self._core.stream_header(length, prefix)
         with self._send_lock:
-            self._flush_locked()
-            self.socket.sendall(header)
-            try:
-                if self._vectored and hasattr(file, "fileno"):
-                    sent = self.socket.sendfile(file, file.tell(), length) if length else 0
-                else:
-                    sent = 0
-                    while sent < length:
-                        chunk = file.read(min(DEFAULT_CHUNK_SIZE, length - sent))
-                        if not chunk:
-                            break
-                        self.socket.sendall(chunk)
-                        sent += len(chunk)
-                if sent < length:
-                    raise _wrong_length(length, f"only {sent}")
-            except BaseException:
-                self._abort()
-                raise
-            self._core.bytes_out += length
+            self._send_pieces(length, prefix, None, file)
         return length
+
+    def _send_pieces(
+        self, length: int, prefix: Optional[Buffer], chunks: Optional[Iterable[Buffer]], file: Any
+    ) -> None:
+        """Send one frame in pieces: ``chunks``, or ``length`` bytes of ``file``
+        (``socket.sendfile`` on plain TCP and Unix sockets).  Holds the send lock."""
+        core = self._core
+        first = core.start_stream_out(length, prefix)  # raises: nothing was sent
+        frame = OutgoingFrame(length)
+        try:
+            self._write_parts(first)
+            if chunks is not None:
+                for chunk in chunks:
+                    frame.take(chunk)
+                    self.socket.sendall(chunk)
+            elif self._vectored and length:
+                frame.sent = self.socket.sendfile(file, file.tell(), length)
+            else:
+                while frame.sent < length:
+                    chunk = file.read(min(DEFAULT_CHUNK_SIZE, length - frame.sent))
+                    if not chunk:
+                        break
+                    frame.take(chunk)
+                    self.socket.sendall(chunk)
+            frame.finish()
+        except BaseException:
+            core.end_stream_out(frame.sent)
+            self._abort()
+            raise
+        core.end_stream_out(frame.sent)
 
     def _abort(self) -> None:
         """A frame could not be sent whole: close, so the peer never reads it misaligned."""
@@ -501,7 +491,9 @@ class FramedSocket(StreamAPI, Closing):
             self._flush_locked()
 
     def _flush_locked(self) -> None:
-        parts = self._core.take_outgoing()
+        self._write_parts(self._core.take_outgoing())
+
+    def _write_parts(self, parts: List[Buffer]) -> None:
         if not parts:
             return
         if len(parts) == 1:
@@ -526,21 +518,6 @@ class FramedSocket(StreamAPI, Closing):
 
     def __repr__(self) -> str:
         return f"<FramedSocket {self.socket!r} codec={self.codec!r}>"
-
-
-def _does_not_fit(length: int, room: int) -> FrameTooLarge:
-    return FrameTooLarge(
-        f"a {length}-byte frame does not fit the {room}-byte buffer; it stays unread",
-        frame_length=length,
-        max_frame_size=room,
-    )
-
-
-def _wrong_length(length: int, got: str) -> ValueError:
-    return ValueError(
-        f"send_stream: the chunks hold {got} bytes, not the {length} announced; "
-        "the connection is closed (its peer sees an incomplete frame)"
-    )
 
 
 def send_vectored(sock: socket.socket, parts: Sequence[Buffer]) -> None:
