@@ -65,6 +65,7 @@ import os
 import socket
 import ssl as _ssl
 import stat
+import struct
 import sys
 from typing import Any, List, Optional, Tuple
 
@@ -76,6 +77,7 @@ __all__ = [
     "bind_socket",
     "bind_unix",
     "bound_address",
+    "bound_sends",
     "connect_error",
     "connect_socket",
     "connect_unix",
@@ -373,6 +375,29 @@ def set_nodelay(sock: socket.socket) -> None:
     """
     if sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def bound_sends(sock: socket.socket, seconds: Optional[float]) -> bool:
+    """Make each send on a blocking socket wait at most ``seconds`` while the peer
+    takes nothing (``SO_SNDTIMEO``): the send then fails with ``BlockingIOError``
+    (``ssl.SSLWantWriteError`` under TLS), having sent part of its bytes or none.
+
+    Returns:
+        Whether the bound is set: not for None, for a socket with a Python
+        timeout (Python waits itself then), or where the option is missing.
+    """
+    if seconds is None or sock.gettimeout() is not None or not hasattr(socket, "SO_SNDTIMEO"):
+        return False
+    whole = int(seconds)
+    micro = min(999_999, round((seconds - whole) * 1e6))
+    if not whole and not micro:
+        micro = 1  # zero would mean "no bound"
+    timeval = struct.pack("@ll", whole, micro)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+    except OSError:
+        return False
+    return True
 
 
 def bind_socket(

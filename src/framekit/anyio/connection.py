@@ -232,6 +232,9 @@ class Connection(AsyncStreamAPI):
             ValueError: the codec cannot frame the payload.
             TypeError: ``payload`` is not bytes-like (a ``str``: encode it, or
                 set a serializer).
+            TimeoutError: the peer made no room for the frame within the
+                shorter of ``idle_timeout`` and ``frame_timeout`` (it does not
+                read); the connection was aborted.
         """
         self._check_writable()
         core = self._core
@@ -304,11 +307,14 @@ class Connection(AsyncStreamAPI):
 
     async def _write_whole(self, data: Buffer, grace: float) -> None:
         """``stream.send(data)`` shielded from cancellation, for at most ``grace``
-        seconds after the caller's deadline; then the connection is aborted."""
+        seconds after the caller's deadline, and at most the core's
+        ``send_timeout`` in all; then the connection is aborted."""
         deadline = anyio.current_effective_deadline()
-        with anyio.CancelScope(shield=True) as scope:
-            if deadline != math.inf:
-                scope.deadline = max(deadline, anyio.current_time()) + grace
+        if deadline != math.inf:
+            deadline = max(deadline, anyio.current_time()) + grace
+        stall = self._core.send_timeout
+        stalled_at = math.inf if stall is None else anyio.current_time() + stall
+        with anyio.CancelScope(shield=True, deadline=min(deadline, stalled_at)) as scope:
             try:
                 await self.stream.send(data)  # type: ignore[arg-type]
             except anyio.ClosedResourceError:
@@ -319,11 +325,13 @@ class Connection(AsyncStreamAPI):
                 self._write_error = error = lost_error(exc).with_traceback(None)
                 raise error from None
         if scope.cancelled_caught:
-            # The caller's deadline passed and the frame still is not out: the
-            # peer must never see part of it as a frame.
+            # The frame still is not out: the peer must never see part of it as a frame.
             self._core.outgoing.clear()
             self.abort()
             await anyio.aclose_forcefully(self.stream)
+            if stalled_at < deadline:
+                self._write_error = self._core.send_timed_out()
+                raise self._core.send_timed_out()
             await anyio.lowlevel.checkpoint()  # the caller's cancellation goes on
             raise TimeoutError("send: the peer did not take the frame; connection aborted")
 

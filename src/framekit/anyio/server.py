@@ -173,7 +173,8 @@ class Server:
                 await anyio.sleep(ACCEPT_BACKOFF)
                 continue
             sockaddr = stream.extra(SocketAttribute.remote_address, None)
-            name = f"connection from {peer_name(self._requested.scheme, sockaddr)}"
+            peer = peer_name(self._requested.scheme, sockaddr)
+            name = f"connection from {peer}"
             if not self._admission.take_slot():
                 count = self._admission.refused()
                 if count is not None:
@@ -189,9 +190,10 @@ class Server:
                 await anyio.aclose_forcefully(stream)
                 continue
             hold_reads(stream)
-            handlers.start_soon(self._connection, stream, name)
+            handlers.start_soon(self._connection, stream, peer)
 
-    async def _connection(self, stream: anyio.abc.ByteStream, name: str) -> None:
+    async def _connection(self, stream: anyio.abc.ByteStream, peer: str) -> None:
+        name = f"connection from {peer}"
         try:
             if self._ssl is not None:
                 tls = await self._handshake(stream, self._ssl, name)
@@ -208,6 +210,7 @@ class Server:
                 max_stream_size=settings.max_stream_size,
             )
             conn.core.set_budget(self._budget)
+            conn.core.peer = peer
             await self._run(conn, name)
         finally:
             self._admission.release_slot()

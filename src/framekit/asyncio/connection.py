@@ -106,6 +106,9 @@ class Connection(AsyncStreamAPI):
             ValueError: the codec cannot frame the payload.
             TypeError: ``payload`` is not bytes-like (a ``str``: encode it, or
                 set a serializer).
+            TimeoutError: the peer made no room for the frame within the
+                shorter of ``idle_timeout`` and ``frame_timeout`` (it does not
+                read); the connection was aborted.
         """
         flow = self._protocol.flow
         flow.check()
@@ -119,7 +122,7 @@ class Connection(AsyncStreamAPI):
             self.flush()
         if flow.paused:
             self.flush()
-            await flow.wait()
+            await self._drain()
 
     async def send_many(self, payloads: Iterable[Any], *, prefix: Optional[Buffer] = None) -> None:
         """Send several frames with one write.
@@ -134,7 +137,7 @@ class Connection(AsyncStreamAPI):
         self._core.write_many(payloads, prefix)
         self.flush()
         if flow.paused:
-            await flow.wait()
+            await self._drain()
 
     def flush(self) -> None:
         """Hand what is held back to the transport now (see the module notes)."""
@@ -145,6 +148,13 @@ class Connection(AsyncStreamAPI):
             self.transport.write(parts[0])
         else:
             self.transport.writelines(parts)
+
+    async def _drain(self) -> None:
+        """Wait while the transport pauses writing; abort the connection if the
+        peer takes nothing for the core's ``send_timeout``."""
+        if not await self._protocol.flow.wait(self._core.send_timeout):
+            self.abort()
+            raise self._core.send_timed_out()
 
     def _scheduled_flush(self) -> None:
         self._flush_scheduled = False
@@ -192,9 +202,8 @@ class Connection(AsyncStreamAPI):
                 self.transport.write(parts[0])
             else:
                 self.transport.writelines(parts)
-        flow = self._protocol.flow
-        if flow.paused:
-            await flow.wait()
+        if self._protocol.flow.paused:
+            await self._drain()
 
     async def _send_file_body(self, frame: OutgoingFrame, file: Any) -> None:
         """``loop.sendfile`` (the kernel copies the file) where the loop and the

@@ -27,6 +27,11 @@ close, wait for the protocol's ``lost`` future at most ``timeout`` seconds,
 then abort; a cancelled close aborts at once, so cancelling it (as
 ``Server.close()`` cancels the handlers' tasks) never leaves a transport open
 behind it while a peer does not read.
+
+A sender waits at most the connection core's ``send_timeout`` each time the
+transport pauses (the peer took nothing meanwhile); then :meth:`WriteFlow.wait`
+says so and the connection aborts it: a peer that never reads cannot hold a
+handler, and its connection slot, for ever.
 """
 
 from __future__ import annotations
@@ -82,7 +87,7 @@ class WriteFlow:
         self.paused = False
         #: Set once writing is impossible: raised by every later send.
         self.error: Optional[BaseException] = None
-        self._waiters: List[asyncio.Future[None]] = []
+        self._waiters: List[asyncio.Future[bool]] = []
 
     def pause(self) -> None:
         """The transport's write buffer went above its high-water mark."""
@@ -93,7 +98,7 @@ class WriteFlow:
         self.paused = False
         for waiter in self._waiters:
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(True)
 
     def fail(self, exc: Optional[BaseException], message: str = "connection is closed") -> None:
         """Writing is over: wake every waiter with ``exc`` (``ConnectionClosed`` if None)."""
@@ -113,21 +118,36 @@ class WriteFlow:
             # The same instance may be raised many times: start a fresh traceback.
             raise self.error.with_traceback(None)
 
-    async def wait(self) -> None:
+    async def wait(self, timeout: Optional[float] = None) -> bool:
         """Wait until writing is resumed (return at once if it is not paused).
+
+        Returns:
+            False if the peer took nothing for ``timeout`` seconds (None: wait
+            for ever): the caller aborts the connection.
 
         Raises:
             ConnectionError: the connection was lost or closed while waiting.
         """
+        loop = asyncio.get_running_loop()
         while self.paused:
             self.check()
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = loop.create_future()
             self._waiters.append(waiter)
+            timer = None if timeout is None else loop.call_later(timeout, _stalled, waiter)
             try:
-                await waiter
+                if not await waiter:
+                    return False
             finally:
                 self._waiters.remove(waiter)
+                if timer is not None:
+                    timer.cancel()
         self.check()
+        return True
+
+
+def _stalled(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
 
 
 async def wait_closed(

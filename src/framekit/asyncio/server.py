@@ -128,6 +128,7 @@ class Server:
         self._loop = asyncio.get_running_loop()
         self._admission = Admission(settings.max_connections, clock=self._loop.time)
         self._backoff_until = 0.0
+        self._resume_timer: Optional[asyncio.TimerHandle] = None
         self._listener: Optional[socket.socket] = None
         self._accepting = False
         self._ssl: Optional[_ssl.SSLContext] = None
@@ -212,7 +213,7 @@ class Server:
         if retry_at is None:
             return True
         self._stop_accepting()
-        self._loop.call_at(retry_at, self._resume_accepting)
+        self._resume_at(retry_at)
         return False
 
     def _back_off(self, exc: OSError) -> None:
@@ -227,7 +228,23 @@ class Server:
             logger.error("%s: cannot accept a connection: %s", self._address, exc)
         self._stop_accepting()
         self._backoff_until = self._loop.time() + ACCEPT_BACKOFF
-        self._loop.call_at(self._backoff_until, self._resume_accepting)
+        self._resume_at(self._backoff_until)
+
+    def _resume_at(self, when: float) -> None:
+        timer = self._resume_timer
+        if timer is not None and not timer.cancelled() and timer.when() <= when:
+            return  # an earlier wake-up is due: it looks again
+        if timer is not None:
+            timer.cancel()
+        # call_later, not call_at, and never less than a millisecond: uvloop's
+        # timers may fire up to a millisecond before the loop's time() says.
+        self._resume_timer = self._loop.call_later(
+            max(0.001, when - self._loop.time()), self._timer_resume
+        )
+
+    def _timer_resume(self) -> None:
+        self._resume_timer = None
+        self._resume_accepting()
 
     def _stop_accepting(self) -> None:
         if self._accepting and self._listener is not None:
@@ -235,14 +252,13 @@ class Server:
             self._accepting = False
 
     def _resume_accepting(self) -> None:
-        if (
-            not self._closed.done()
-            and not self._accepting
-            and self._listener is not None
-            and self._loop.time() >= self._backoff_until
-        ):
-            self._loop.add_reader(self._listener.fileno(), self._accept_ready)
-            self._accepting = True
+        if self._closed.done() or self._accepting or self._listener is None:
+            return
+        if self._loop.time() < self._backoff_until:
+            self._resume_at(self._backoff_until)  # woken early (or by a handshake's end)
+            return
+        self._loop.add_reader(self._listener.fileno(), self._accept_ready)
+        self._accepting = True
 
     def _admit(self, sock: socket.socket, peer: Any) -> None:
         name = peer_name(self._requested.scheme, peer)
@@ -280,8 +296,10 @@ class Server:
         made: List[FramedProtocol] = []  # uvloop returns its TLS protocol, not ours
 
         def factory() -> FramedProtocol:
-            made.append(self._protocol_factory())
-            return made[-1]
+            protocol = self._protocol_factory()
+            protocol.core.peer = name
+            made.append(protocol)
+            return protocol
 
         try:
             await self._loop.connect_accepted_socket(
@@ -402,6 +420,8 @@ class Server:
         if self._closed.done():
             return
         self._closed.set_result(None)
+        if self._resume_timer is not None:
+            self._resume_timer.cancel()
         if self._listener is not None:
             if self._accepting:
                 self._loop.remove_reader(self._listener.fileno())

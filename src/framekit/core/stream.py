@@ -159,6 +159,7 @@ class StreamCore:
         "messages",
         "outgoing",
         "peer",
+        "send_timeout",
         "serializer",
     )
 
@@ -202,6 +203,12 @@ class StreamCore:
         self._idle_timeout = idle_timeout
         self._frame_timeout = frame_timeout
         self._timed = idle_timeout is not None or frame_timeout is not None
+        #: Seconds a send may wait for the peer to make room (it does not read,
+        #: or far too slowly): the shorter timeout; None: no bound.  Transports abort the
+        #: connection then and raise :meth:`send_timed_out`.
+        self.send_timeout = (
+            min(t for t in (idle_timeout, frame_timeout) if t is not None) if self._timed else None
+        )
         self._clock = clock
         self._last_input = clock() if self._timed else 0.0
         self._frame_started: Optional[float] = None
@@ -901,6 +908,15 @@ class StreamCore:
         so the caller comes back for the next one before it waits for input, and
         less than :data:`COALESCE_MAX` bytes wait to be written."""
         return length_hint(self._frames) > 0 and self.bytes_out - self._flushed < COALESCE_MAX
+
+    def send_timed_out(self) -> TimeoutError:
+        """The error for a send that waited :attr:`send_timeout` seconds while the
+        peer took nothing (the transport aborts the connection)."""
+        who = f"the peer ({self.peer})" if self.peer else "the peer"
+        return TimeoutError(
+            f"send: {who} made no room for more bytes in {self.send_timeout:g} s (it "
+            "does not read what it is sent, or far too slowly); the connection was aborted"
+        )
 
     # -- switching codecs ---------------------------------------------------------------
 

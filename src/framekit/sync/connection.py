@@ -59,6 +59,7 @@ import threading
 from itertools import chain
 from typing import Any, Iterable, Iterator, List, Optional, Sequence, Union
 
+from .._sockets import bound_sends
 from .._util import Closing
 from ..codecs.interface import Buffer, Codec
 from ..core.api import StreamAPI
@@ -113,7 +114,7 @@ class FramedSocket(StreamAPI, Closing):
         TypeError: ``codec`` or ``serializer`` lacks the needed methods.
     """
 
-    __slots__ = ("_core", "_poll", "_reader", "_send_lock", "_vectored", "socket")
+    __slots__ = ("_bounded", "_core", "_poll", "_reader", "_send_lock", "_vectored", "socket")
 
     def __init__(
         self,
@@ -144,6 +145,8 @@ class FramedSocket(StreamAPI, Closing):
         self._reader = 0  # the thread that last waited for input
         self._send_lock = threading.Lock()
         self._vectored = hasattr(sock, "sendmsg") and not isinstance(sock, ssl.SSLSocket)
+        #: Sends wait at most core.send_timeout for a peer that takes nothing.
+        self._bounded = bound_sends(sock, self._core.send_timeout)
 
     # -- what it is -------------------------------------------------------------
 
@@ -410,7 +413,7 @@ class FramedSocket(StreamAPI, Closing):
                     frame.take(chunk)
                     self.socket.sendall(chunk)
             elif self._vectored and length:
-                frame.sent = self.socket.sendfile(file, file.tell(), length)
+                frame.sent = self._sendfile(file, length)
             else:
                 while frame.sent < length:
                     chunk = file.read(min(DEFAULT_CHUNK_SIZE, length - frame.sent))
@@ -419,11 +422,34 @@ class FramedSocket(StreamAPI, Closing):
                     frame.take(chunk)
                     self.socket.sendall(chunk)
             frame.finish()
-        except BaseException:
+        except BaseException as exc:
             core.end_stream_out(frame.sent)
             self._abort()
+            if self._bounded and isinstance(exc, _STALLED):
+                raise core.send_timed_out() from None
             raise
         core.end_stream_out(frame.sent)
+
+    def _sendfile(self, file: Any, length: int) -> int:
+        """Up to ``length`` bytes of ``file`` from its position, copied by the
+        kernel (``os.sendfile``); the file's position moves past them."""
+        try:
+            source = file.fileno()
+        except (AttributeError, OSError, ValueError):  # not a real file (io.UnsupportedOperation)
+            source = -1
+        if source < 0 or not hasattr(os, "sendfile") or self.socket.gettimeout() is not None:
+            return self.socket.sendfile(file, file.tell(), length)
+        start = file.tell()
+        sent = 0
+        try:
+            while sent < length:
+                n = os.sendfile(self.socket.fileno(), source, start + sent, length - sent)
+                if not n:
+                    break  # the file ended
+                sent += n
+        finally:
+            file.seek(start + sent)
+        return sent
 
     def _abort(self) -> None:
         """A frame could not be sent whole: close, so the peer never reads it misaligned."""
@@ -458,6 +484,9 @@ class FramedSocket(StreamAPI, Closing):
             SerializationError: the serializer failed.
             OSError: the socket failed.  After a timeout or error in the middle
                 of a frame the stream is unusable: close it.
+            TimeoutError: the peer made no room for the frame within the
+                shorter of ``idle_timeout`` and ``frame_timeout`` (it does not
+                read); the connection was aborted.
         """
         core = self._core
         with self._send_lock:
@@ -491,7 +520,13 @@ class FramedSocket(StreamAPI, Closing):
             self._flush_locked()
 
     def _flush_locked(self) -> None:
-        self._write_parts(self._core.take_outgoing())
+        try:
+            self._write_parts(self._core.take_outgoing())
+        except _STALLED:
+            if not self._bounded:
+                raise
+            self._abort()  # part of a frame may be out: the peer must never read on
+            raise self._core.send_timed_out() from None
 
     def _write_parts(self, parts: List[Buffer]) -> None:
         if not parts:
@@ -518,6 +553,10 @@ class FramedSocket(StreamAPI, Closing):
 
     def __repr__(self) -> str:
         return f"<FramedSocket {self.socket!r} codec={self.codec!r}>"
+
+
+#: What a send bounded by ``SO_SNDTIMEO`` raises when the peer took nothing.
+_STALLED = (BlockingIOError, ssl.SSLWantWriteError)
 
 
 def send_vectored(sock: socket.socket, parts: Sequence[Buffer]) -> None:

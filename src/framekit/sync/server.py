@@ -284,7 +284,7 @@ class Server:
                     continue
                 if self._wait(selector):
                     try:
-                        self._accept(selector)
+                        self._accept()
                     except Exception as exc:  # a bug or an odd platform: log, go on
                         if self._closing:
                             return
@@ -293,7 +293,12 @@ class Server:
                             self.address,
                             exc_info=exc,
                         )
-                        self._wait(selector, ACCEPT_BACKOFF)
+                        self._pause(ACCEPT_BACKOFF)
+
+    def _pause(self, seconds: float) -> None:
+        """Accept nothing for ``seconds``, unless the server shuts down: wait on
+        the wake-up pair only (the listening socket stays readable meanwhile)."""
+        select.select([self._wake_r], [], [], max(0.0, seconds))
 
     def _room_for_handshake(self) -> bool:
         """Make room for one more TLS handshake, or wait a little (see the notes)."""
@@ -304,10 +309,10 @@ class Server:
         if retry_at is None:
             return True
         # Accept nothing until a handshake ends or stalls: poll the wake-up pair only.
-        select.select([self._wake_r], [], [], min(0.05, max(0.0, retry_at - time.monotonic())))
+        self._pause(min(0.05, retry_at - time.monotonic()))
         return False
 
-    def _accept(self, selector: selectors.BaseSelector) -> None:
+    def _accept(self) -> None:
         try:
             sock, peer = self.socket.accept()
         except (BlockingIOError, ConnectionAbortedError):
@@ -325,7 +330,7 @@ class Server:
                 )
             else:
                 logger.error("server %s cannot accept a connection: %s", self.address, exc)
-            self._wait(selector, ACCEPT_BACKOFF)
+            self._pause(ACCEPT_BACKOFF)
             return
         try:
             self._admit(sock, peer)
@@ -417,6 +422,7 @@ class Server:
                 max_stream_size=settings.max_stream_size,
             )
             conn.core.set_budget(self._budget)
+            conn.core.peer = client.name
             run_stream_handler(self._handler, conn, client.peer, self)
         except BaseException as exc:
             self._log_failure(client.name, exc)

@@ -137,8 +137,10 @@ TARGETS: Tuple[Target, ...] = (
 )
 
 
-def evaluate(results: Iterable[Result], targets: Iterable[Target] = TARGETS) -> List[Verdict]:
-    """Check each target whose comparison is among ``results``.
+def evaluate(
+    results: Iterable[Result], targets: Optional[Iterable[Target]] = None
+) -> List[Verdict]:
+    """Check each target (default: :data:`TARGETS`) whose comparison is among ``results``.
 
     Returns:
         One :class:`Verdict` per target whose comparison was run, in order.
@@ -146,7 +148,7 @@ def evaluate(results: Iterable[Result], targets: Iterable[Target] = TARGETS) -> 
     rows: Dict[Tuple[str, str], Result] = {(r.comparison, r.contestant): r for r in results}
     run = {comparison for comparison, _ in rows}
     verdicts = []
-    for number, t in enumerate(targets, 1):
+    for number, t in enumerate(TARGETS if targets is None else targets, 1):
         if t.comparison not in run:
             continue
         subject = rows.get((t.comparison, t.subject))
