@@ -3,10 +3,12 @@
 Design notes
 ------------
 A server logs one line when a connection ends, on the ``framekit`` logger,
-at a level that says whose fault it was: a clean end at DEBUG; a client's bad
-input, a lost connection, a timeout or a refusal at WARNING, in one line
-without a traceback (the client misbehaved, not the server); any other
-exception from the handler at ERROR, with its traceback (a bug to fix).  The
+at a level that says whose fault it was: a clean end at DEBUG; a connection
+the client reset or broke at INFO (networks do that: a flood of resets must
+not flood the log with warnings); a client's bad input, a timeout or a
+refusal at WARNING, in one line without a traceback (the client misbehaved,
+not the server); any other exception from the handler at ERROR, with its
+traceback (a bug to fix).  The
 blocking, asyncio and anyio servers all take the line from :func:`ending`.
 """
 
@@ -47,7 +49,7 @@ def ending(
     if isinstance(exc, ssl.SSLError):
         return logging.WARNING, f"TLS error with {name}: {exc}", None
     if isinstance(exc, ConnectionError):
-        return logging.WARNING, f"{name} lost: {type(exc).__name__}: {exc}", None
+        return logging.INFO, f"{name} lost: {type(exc).__name__}: {exc}", None
     if isinstance(exc, (TimeoutError, socket.timeout)):  # Python 3.9: not the same class
         return logging.WARNING, f"closing {name}: timed out: {exc}", None
     return logging.ERROR, f"handler failed on {name}; closing it", exc
