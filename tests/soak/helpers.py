@@ -168,7 +168,7 @@ class ServerProcess:
                     return match
             seen = len(self.lines)
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.proc.poll() is not None and self._stderr.empty():
+            if remaining <= 0 or (self.proc.poll() is not None and self._stderr.empty()):
                 raise AssertionError(f"no log line matching {pattern!r}; stderr:\n{self.log}")
             with contextlib.suppress(queue.Empty):
                 self._stderr.get(timeout=min(remaining, 0.2))
@@ -350,9 +350,7 @@ async def served_within(host: str, port: int, timeout: float, retry: float = 0.1
     )
 
 
-async def honest_client(
-    host: str, port: int, payloads: Sequence[bytes], window: int = 8
-) -> int:
+async def honest_client(host: str, port: int, payloads: Sequence[bytes], window: int = 8) -> int:
     """Send ``payloads`` as frames, at most ``window`` ahead of the echoes; check every echo.
 
     Returns:

@@ -26,13 +26,15 @@ CONFIG is JSON:
 The process writes one JSON line to stdout once it serves
 (``{"address": ..., "dropped": [...]}``), logs (WARNING and above, every logger) to
 stderr, and then answers commands read from stdin, one per line, with one
-JSON line each: ``stats`` (live decoders, active connections).  It shuts its
+JSON line each: ``stats`` (live decoders, active connections, the bytes
+the C allocator has handed out).  It shuts its
 server down and exits when stdin ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import inspect
 import json
@@ -93,7 +95,7 @@ class TrackedCodec(framekit.CodecBase):
 
 
 #: The decoders of a TrackedCodec still alive.
-LIVE: "weakref.WeakSet[TrackedDecoder]" = weakref.WeakSet()
+LIVE: weakref.WeakSet[TrackedDecoder] = weakref.WeakSet()
 
 
 def _echo_blocking(conn: Any) -> None:
@@ -127,8 +129,31 @@ def _compat(serve: Callable[..., Any], kwargs: Dict[str, Any], config: Dict[str,
     return dropped
 
 
+_MALLINFO2 = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in _MALLINFO2.split()]
+
+
+def _malloc_in_use() -> Optional[int]:
+    """Bytes the C allocator has handed out and not had back (glibc 2.33+), or None."""
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (AttributeError, OSError):
+        return None
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return int(info.uordblks + info.hblkhd)
+
+
 def _stats(active: Optional[int]) -> Dict[str, Any]:
-    return {"decoders": len(LIVE), "active": active, "gc_enabled": gc.isenabled()}
+    return {
+        "decoders": len(LIVE),
+        "active": active,
+        "gc_enabled": gc.isenabled(),
+        "malloc": _malloc_in_use(),
+    }
 
 
 def _announce(address: str, dropped: List[str]) -> None:
@@ -203,7 +228,9 @@ def main(argv: List[str]) -> None:
         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (config["nofile"], hard))
     # The root logger: asyncio's own accept errors are logged on "asyncio".
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     if config["kind"] == "blocking":
         run_blocking(config)
     else:

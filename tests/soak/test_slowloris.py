@@ -14,7 +14,6 @@ timeout plus one second.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Dict, Optional
 
 import pytest
 
