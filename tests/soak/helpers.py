@@ -103,13 +103,14 @@ class ServerProcess:
         config: Optional[Dict[str, Any]] = None,
         *,
         command: Optional[Sequence[str]] = None,
+        env: Optional[Dict[str, str]] = None,
     ) -> None:
         if command is None:
             assert config is not None
             argv = [sys.executable, SERVER_MAIN, json.dumps(config)]
         else:
             argv = [sys.executable, "-m", "framekit", *command]
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1", **(env or {}))
         self._command = command is not None
         self.proc = subprocess.Popen(
             argv,
@@ -248,17 +249,18 @@ def server_process(
     address: str = "tcp://127.0.0.1:0",
     *,
     compat: bool = False,
+    env: Optional[Dict[str, str]] = None,
     **options: Any,
 ) -> Iterator[ServerProcess]:
     """Run a ``kind`` server in a subprocess for the ``with`` block; kill it at the end.
 
     ``options`` are ``server_main.py``'s config (``kwargs``, ``certfile``,
-    ``nofile``, ``gc``, ``tracked``).  The environment variable
+    ``nofile``, ``gc``, ``tracked``); ``env`` adds to its environment.  The environment variable
     ``FRAMEKIT_SOAK_COMPAT=1`` (or ``compat=True``) drops the ``serve()``
     arguments the framekit under test does not take, to measure an older one.
     """
     compat = compat or os.environ.get("FRAMEKIT_SOAK_COMPAT", "") not in ("", "0")
-    server = ServerProcess({"kind": kind, "address": address, "compat": compat, **options})
+    server = ServerProcess({"kind": kind, "address": address, "compat": compat, **options}, env=env)
     try:
         yield server
     finally:

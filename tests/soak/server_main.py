@@ -147,8 +147,10 @@ def _malloc_in_use() -> Optional[int]:
     return int(info.uordblks + info.hblkhd)
 
 
-def _stats(active: Optional[int]) -> Dict[str, Any]:
+def _stats(active: Optional[int], server: Any = None) -> Dict[str, Any]:
+    budget = getattr(server, "_budget", None)  # introspection, for the reports only
     return {
+        "budgeted": getattr(budget, "used", None),
         "decoders": len(LIVE),
         "active": active,
         "gc_enabled": gc.isenabled(),
@@ -175,7 +177,7 @@ def run_blocking(config: Dict[str, Any]) -> None:
     def control() -> None:
         for line in sys.stdin:
             if line.strip() == "stats":
-                _answer(_stats(getattr(server, "active_connections", None)))
+                _answer(_stats(getattr(server, "active_connections", None), server))
         server.shutdown()
 
     _announce(server.address, dropped)
@@ -195,7 +197,7 @@ def run_async(config: Dict[str, Any]) -> None:
         done = loop.create_future()
 
         async def stats() -> Dict[str, Any]:
-            return _stats(getattr(server, "active_connections", None))
+            return _stats(getattr(server, "active_connections", None), server)
 
         def control() -> None:
             for line in sys.stdin:
