@@ -402,13 +402,16 @@ class Hostiles:
         self.host = host
         self.port = port
         self.socks: List[socket.socket] = []
+        #: Attack name -> its sockets.
+        self.by_attack: Dict[str, List[socket.socket]] = {}
         self.tasks: List[asyncio.Task[Any]] = []
         #: Attack name -> how many the server closed (seen by the attacker).
         self.dropped: Dict[str, int] = {}
 
-    async def open(self) -> socket.socket:
+    async def open(self, attack: str) -> socket.socket:
         sock = await open_raw(self.host, self.port)
         self.socks.append(sock)
+        self.by_attack.setdefault(attack, []).append(sock)
         return sock
 
     def start(self, attack: Callable[[], Any], count: int) -> None:
@@ -426,6 +429,11 @@ class Hostiles:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         for sock in self.socks:
+            sock.close()
+
+    def close_attack(self, attack: str) -> None:
+        """Close the sockets of one attack (its coroutines end when they next use them)."""
+        for sock in self.by_attack.get(attack, []):
             sock.close()
 
     # -- the attacks: each one a coroutine that holds its connection for as long as it can ---
@@ -448,11 +456,11 @@ class Hostiles:
 
     async def idle(self) -> None:
         """Connect and send nothing."""
-        await self._hold(await self.open())
+        await self._hold(await self.open("idle"))
 
     async def trickle(self, length: int = MiB, interval: float = 0.1) -> None:
         """Announce a frame, then send its payload one byte every ``interval`` seconds."""
-        sock = await self.open()
+        sock = await self.open("trickle")
         await self._send(sock, header(length))
         while True:
             await asyncio.sleep(interval)
@@ -460,19 +468,19 @@ class Hostiles:
 
     async def garbage(self) -> None:
         """Bytes that are no frame: a length far beyond the maximum, then noise."""
-        sock = await self.open()
+        sock = await self.open("garbage")
         await self._send(sock, b"\xff\xfe\xfd\xfc" + os.urandom(4096))
         await self._hold(sock)
 
     async def oversize(self) -> None:
         """A header announcing one byte more than the largest frame, then some of it."""
-        sock = await self.open()
+        sock = await self.open("oversize")
         await self._send(sock, header(MAX_FRAME) + b"x" * 65536)
         await self._hold(sock)
 
     async def reset_mid_frame(self) -> None:
         """Half a 256 KiB frame, then an RST."""
-        sock = await self.open()
+        sock = await self.open("reset_mid_frame")
         await self._send(sock, header(256 * 1024) + b"r" * (128 * 1024))
         await asyncio.sleep(0.05)
         self.socks.remove(sock)
@@ -480,14 +488,15 @@ class Hostiles:
 
     async def half_close(self) -> None:
         """A whole frame and half of another, then shutdown(SHUT_WR); keeps reading."""
-        sock = await self.open()
+        sock = await self.open("half_close")
         await self._send(sock, frame(b"h" * 1000) + header(1000) + b"h" * 500)
         sock.shutdown(socket.SHUT_WR)
         await self._hold(sock)
 
     async def never_read(self, total: int = 8 * MiB) -> None:
-        """Send frames to be echoed and never read the echoes; then hold, idle."""
-        sock = await self.open()
+        """Send frames to be echoed and never read the echoes; then hold, idle, until
+        :meth:`close_attack` (the server is stuck sending: it cannot notice)."""
+        sock = await self.open("never_read")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         chunk = frame(b"n" * (64 * 1024 - 4))
         sent = 0
@@ -498,12 +507,12 @@ class Hostiles:
             except asyncio.TimeoutError:
                 break  # the server stopped reading: both directions are full
             sent += len(chunk)
-        while True:  # hold, reading nothing; only the server can end it
-            await asyncio.sleep(1)
+        while sock.fileno() != -1:  # hold, reading nothing, until close_attack()
+            await asyncio.sleep(0.2)
 
     async def hog(self, sent: int = 4 * MiB) -> None:
         """Announce a max-size frame, send ``sent`` bytes of it, stall."""
-        sock = await self.open()
+        sock = await self.open("hog")
         await self._send(sock, header(MAX_FRAME - 4) + b"g" * sent)
         await self._hold(sock)
 
