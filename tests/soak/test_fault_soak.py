@@ -153,7 +153,7 @@ def test_fault_soak(kind: str) -> None:
 def test_peer_that_never_reads_is_dropped(kind: str) -> None:
     """idle_timeout: "no byte received for that many seconds closes the connection",
     also when the peer has stopped reading too."""
-    kwargs = {"idle_timeout": 1.0, "frame_timeout": 1.0}
+    kwargs = {"idle_timeout": 0.5, "frame_timeout": 0.5}
     with server_process(kind, kwargs=kwargs) as server:
         run_bounded(echo_round_trip(server.host, server.port), 10)
         wait_until(lambda: server.stats()["active"] in (0, None), 5)
@@ -170,7 +170,7 @@ def test_peer_that_never_reads_is_dropped(kind: str) -> None:
                     None,
                     wait_until,
                     lambda: (server.fds(), server.threads()) <= base,
-                    3.0,
+                    2.0,
                 )
             finally:
                 await hostiles.close()

@@ -78,7 +78,7 @@ async def honest(server: ServerProcess, stop: asyncio.Event, tally: Dict[str, An
 
 async def wave(server: ServerProcess, count: int, tally: Dict[str, Any]) -> None:
     """Open ``count`` connections at once; once the server is out of descriptors (or
-    after 2 s), hold them HOLD seconds more, then reset them all."""
+    after 1 s), hold them HOLD seconds more, then reset them all."""
     socks: List[socket.socket] = []
     try:
         for _ in range(count):
@@ -89,7 +89,7 @@ async def wave(server: ServerProcess, count: int, tally: Dict[str, Any]) -> None
             if err not in (0, errno.EINPROGRESS):
                 break
         tally["flood"] += len(socks)
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 1.0
         while server.fds() < NOFILE - 2 and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         if server.fds() >= NOFILE - 2:
