@@ -43,6 +43,12 @@ MAX_FRAME = 16 * MiB
 #: ``SO_LINGER`` on, 0 s: ``close()`` sends an RST.
 LINGER_0 = struct.pack("ii", 1, 0)
 
+#: For a server process: glibc gives every allocation from 128 KiB up its own
+#: mapping, unmapped when freed, so RSS counts what is held rather than what
+#: the allocator keeps for later (a fixed threshold also turns off glibc's
+#: raising it to the size of the last large block freed).
+MMAP_ALWAYS = {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
+
 _HEADER = struct.Struct(">I")
 
 
