@@ -261,9 +261,10 @@ def server_process(
     """Run a ``kind`` server in a subprocess for the ``with`` block; kill it at the end.
 
     ``options`` are ``server_main.py``'s config (``kwargs``, ``certfile``,
-    ``nofile``, ``gc``, ``tracked``); ``env`` adds to its environment.  The environment variable
-    ``FRAMEKIT_SOAK_COMPAT=1`` (or ``compat=True``) drops the ``serve()``
-    arguments the framekit under test does not take, to measure an older one.
+    ``nofile``, ``gc``, ``tracked``); ``env`` adds to its environment.  The
+    environment variable ``FRAMEKIT_SOAK_COMPAT=1`` (or ``compat=True``) drops
+    the ``serve()`` arguments the framekit under test does not take, to
+    measure an older one.
     """
     compat = compat or os.environ.get("FRAMEKIT_SOAK_COMPAT", "") not in ("", "0")
     server = ServerProcess({"kind": kind, "address": address, "compat": compat, **options}, env=env)

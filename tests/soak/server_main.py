@@ -147,10 +147,8 @@ def _malloc_in_use() -> Optional[int]:
     return int(info.uordblks + info.hblkhd)
 
 
-def _stats(active: Optional[int], server: Any = None) -> Dict[str, Any]:
-    budget = getattr(server, "_budget", None)  # introspection, for the reports only
+def _stats(active: Optional[int]) -> Dict[str, Any]:
     return {
-        "budgeted": getattr(budget, "used", None),
         "decoders": len(LIVE),
         "active": active,
         "gc_enabled": gc.isenabled(),
@@ -177,7 +175,7 @@ def run_blocking(config: Dict[str, Any]) -> None:
     def control() -> None:
         for line in sys.stdin:
             if line.strip() == "stats":
-                _answer(_stats(getattr(server, "active_connections", None), server))
+                _answer(_stats(getattr(server, "active_connections", None)))
         server.shutdown()
 
     _announce(server.address, dropped)
@@ -197,7 +195,7 @@ def run_async(config: Dict[str, Any]) -> None:
         done = loop.create_future()
 
         async def stats() -> Dict[str, Any]:
-            return _stats(getattr(server, "active_connections", None), server)
+            return _stats(getattr(server, "active_connections", None))
 
         def control() -> None:
             for line in sys.stdin:

@@ -17,13 +17,13 @@ test_peer_that_never_reads_is_dropped), and its peak RSS stayed within
 
     RSS before + 2 x the budget + connections x PER_CONNECTION + OVERHEAD
 
-(twice the budget: see test_memory_budget).
-PER_CONNECTION (1 MiB) is what a connection holds outside the budget: its read
-buffer (``read_size``, 256 KiB), the room its decoder keeps between frames
-for one as large as the last (up to 512 KiB), its thread (blocking) or
-transport (measured: 265 KiB per idle connection on asyncio after 1 KiB
-frames, 525 KiB after a 256 KiB frame; 540 to 800 KiB on the blocking
-server; up to 780 KiB on uvloop).  OVERHEAD (16 MiB) is the allocator's slack.
+(twice the budget: see test_memory_budget).  PER_CONNECTION (1 MiB) is what a
+connection holds outside the budget: its read buffer (``read_size``, 256 KiB),
+the room its decoder keeps between frames for one as large as the last (up to
+512 KiB), its thread (blocking) or transport (measured: 265 KiB per idle
+connection on asyncio after 1 KiB frames, 525 KiB after a 256 KiB frame; 540
+to 800 KiB on the blocking server; up to 780 KiB on uvloop).  OVERHEAD
+(16 MiB) is the allocator's slack.
 """
 
 from __future__ import annotations

@@ -149,6 +149,7 @@ LOST_XFAIL = pytest.mark.xfail(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kind",
     [
