@@ -146,12 +146,6 @@ def test_fault_soak(kind: str) -> None:
     assert result["alive"] and result["status"] == 0, result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a peer that never reads its replies holds its connection (and a thread on "
-    "the blocking server) for ever: the handler is blocked sending, so idle_timeout, "
-    "which is only checked while waiting for input, never fires; nothing bounds a send",
-)
 @pytest.mark.parametrize("kind", kind_params())
 def test_peer_that_never_reads_is_dropped(kind: str) -> None:
     """idle_timeout: "no byte received for that many seconds closes the connection",

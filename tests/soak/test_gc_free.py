@@ -135,30 +135,8 @@ def test_connections_ending_in_input_errors_are_freed_without_gc(kind: str) -> N
     check(kind, dead_connections(kind, ends), ends)
 
 
-#: The defect found here: the asyncio transport keeps the exception that ended
-#: the connection (``WriteFlow.error``, the futures of waiting senders) and
-#: raises that same instance (``WriteFlow.check``: ``raise
-#: self.error.with_traceback(None)``; the core raises it too), so the
-#: traceback it then carries holds frames of ``Connection.send``/``_messages``,
-#: whose ``self`` leads back to the protocol, the WriteFlow and the decoder.
-LOST_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="asyncio: WriteFlow.error is raised as the same instance, and its traceback "
-    "(frames of Connection.send / _messages) ties it to the protocol and decoder in a "
-    "cycle: a connection reset, or lost while a reply is sent, is freed only by the GC",
-)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "kind",
-    [
-        pytest.param(
-            *p.values, marks=[*p.marks, *([] if p.values[0] == "blocking" else [LOST_XFAIL])]
-        )
-        for p in kind_params()
-    ],
-)
+@pytest.mark.parametrize("kind", kind_params())
 def test_connections_lost_are_freed_without_gc(kind: str) -> None:
     """The same pattern elsewhere: a reset, and a reply the peer did not stay for."""
     ends = ["reset", "reply_lost"]

@@ -135,33 +135,7 @@ def reset_flood(kind: str, **kwargs: Any) -> Dict[str, Any]:
     return result
 
 
-#: Defects this test found (see the reasons).
-XFAILS = {
-    "blocking": pytest.mark.xfail(
-        strict=True,
-        reason="blocking server spins at EMFILE: its back-off, _wait(selector, "
-        "ACCEPT_BACKOFF), selects on the listening socket, which is readable, so it "
-        "returns at once: one warning per failed accept (43,669 lines and a whole core "
-        "in 2 s with 400 connections held)",
-    ),
-    "uvloop": pytest.mark.xfail(
-        strict=True,
-        reason="uvloop: accepting never resumes after an EMFILE back-off: call_at fires "
-        "up to a millisecond early, _resume_accepting then finds loop.time() < "
-        "_backoff_until and returns without rescheduling itself",
-    ),
-}
-
-
-@pytest.mark.parametrize(
-    "kind",
-    [
-        pytest.param(
-            *p.values, marks=[*p.marks, *([XFAILS[p.values[0]]] if p.values[0] in XFAILS else [])]
-        )
-        for p in kind_params()
-    ],
-)
+@pytest.mark.parametrize("kind", kind_params())
 def test_reset_flood_under_emfile(kind: str) -> None:
     result = reset_flood(kind, backlog=4096)
     assert result["exhausted"] > 0, result  # the flood did drive the server to EMFILE

@@ -88,12 +88,6 @@ def command_defaults() -> Dict[str, Any]:
     return {name: getattr(args, name, "no option") for name in names}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="framekit serve has no default connection cap (--max-connections defaults to "
-    "no limit: every slowloris socket holds a thread) and no --idle-timeout or "
-    "--frame-timeout option (idle sockets are held for ever)",
-)
 def test_serve_command_on_its_defaults() -> None:
     defaults = command_defaults()
     timeouts = [defaults[name] for name in ("idle_timeout", "frame_timeout")]

@@ -88,6 +88,7 @@ import anyio.abc
 import anyio.lowlevel
 from anyio.abc import SocketAttribute
 
+from .._util import fresh
 from ..codecs.interface import Buffer, Codec
 from ..core.api import AsyncStreamAPI
 from ..core.options import (
@@ -206,12 +207,8 @@ class Connection(AsyncStreamAPI):
     def _check_writable(self) -> None:
         if self._closed:
             raise ConnectionClosed("the connection was closed")
-        error = self._write_error
-        if error is not None:
-            try:
-                raise error.with_traceback(None)  # the same instance, a fresh traceback
-            finally:
-                error = None
+        if self._write_error is not None:
+            raise fresh(self._write_error)  # a copy: no traceback on the stored one
 
     async def send(self, payload: Any, *, prefix: Optional[Buffer] = None) -> None:
         """Send one frame, whole (see the module notes on cancellation).
@@ -322,8 +319,8 @@ class Connection(AsyncStreamAPI):
                 raise ConnectionClosed("the connection was closed") from None
             except (anyio.BrokenResourceError, OSError) as exc:
                 self._core.outgoing.clear()
-                self._write_error = error = lost_error(exc).with_traceback(None)
-                raise error from None
+                self._write_error = error = fresh(lost_error(exc))
+                raise fresh(error) from None
         if scope.cancelled_caught:
             # The frame still is not out: the peer must never see part of it as a frame.
             self._core.outgoing.clear()

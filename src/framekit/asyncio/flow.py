@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 from typing import Callable, List, Optional
 
+from .._util import fresh
 from ..errors import ConnectionClosed
 
 __all__ = ["ReadWaiter", "WriteFlow", "wait_closed"]
@@ -104,10 +105,11 @@ class WriteFlow:
         """Writing is over: wake every waiter with ``exc`` (``ConnectionClosed`` if None)."""
         if self.error is not None:
             return
-        self.error = exc if exc is not None else ConnectionClosed(message)
+        # A copy: the core raises ``exc`` itself once, with a traceback.
+        self.error = fresh(exc) if exc is not None else ConnectionClosed(message)
         for waiter in self._waiters:
             if not waiter.done():
-                waiter.set_exception(self.error)
+                waiter.set_exception(fresh(self.error))
                 # A waiter whose sender was cancelled would log "exception never
                 # retrieved"; mark it retrieved.
                 waiter.exception()
@@ -115,8 +117,7 @@ class WriteFlow:
     def check(self) -> None:
         """Raise the error that ended writing, if any."""
         if self.error is not None:
-            # The same instance may be raised many times: start a fresh traceback.
-            raise self.error.with_traceback(None)
+            raise fresh(self.error)  # a copy: no traceback on the stored one
 
     async def wait(self, timeout: Optional[float] = None) -> bool:
         """Wait until writing is resumed (return at once if it is not paused).
@@ -141,6 +142,9 @@ class WriteFlow:
                 self._waiters.remove(waiter)
                 if timer is not None:
                     timer.cancel()
+                # The error the waiter raised has this frame in its traceback:
+                # this frame must not hold the waiter (no reference cycle).
+                waiter = timer = None  # type: ignore[assignment]
         self.check()
         return True
 
