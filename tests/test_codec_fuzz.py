@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -50,3 +51,35 @@ def test_atheris_for_thirty_seconds(tmp_path: object) -> None:
         timeout=int(seconds) + 120,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+
+
+def _atheris(target: str, tmp_path: object, *args: str) -> None:
+    pytest.importorskip("atheris")
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "fuzz", target), "-rss_limit_mb=4096", *args],
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+
+
+needs_text = pytest.mark.skipif(
+    importlib.util.find_spec("framekit._speedups_text") is None,
+    reason="framekit._speedups_text was not built",
+)
+
+
+@needs_text
+def test_text_codecs_differential_fuzz_quick(tmp_path: object) -> None:
+    """The text codecs' fuzz target (Lines, Delimited, Netstring, FixedLength:
+    Cython against pure) for a few thousand random call sequences."""
+    _atheris("fuzz_text_codecs.py", tmp_path, "-atheris_runs=3000")
+
+
+@needs_text
+@pytest.mark.slow
+def test_text_codecs_atheris_for_thirty_seconds(tmp_path: object) -> None:
+    seconds = os.environ.get("FRAMEKIT_FUZZ_SECONDS", "30")
+    _atheris("fuzz_text_codecs.py", tmp_path, f"-max_total_time={seconds}")
