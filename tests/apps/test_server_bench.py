@@ -115,6 +115,17 @@ def test_a_wrong_or_silent_server_fails_the_run() -> None:
     assert workload.verify(None) is not None
 
 
+@pytest.mark.parametrize("name", ["anyio-asyncio", "anyio-trio"])
+def test_the_anyio_servers_echo_under_load(name: str) -> None:
+    """framekit.anyio beside the others in the server table, on both backends."""
+    pytest.importorskip("anyio")
+    pytest.importorskip("trio")
+    with Session() as s:
+        server = s.resource(name, lambda: servers.ServerProcess(servers._python_server(name)))
+        result = run_load(LoadSpec(server.address, 4, 8, 64, 0.0, 0.5))
+    assert result.error is None and result.frames > 100, result
+
+
 def test_netty_is_skipped_with_the_reason_without_java(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(servers.shutil, "which", lambda name: None)
     reason = servers.netty_unavailable()
@@ -131,6 +142,8 @@ def test_contestants_cover_the_issue_and_targets_name_real_rows() -> None:
         "asyncio-uvloop",
         "readexactly",
         "readexactly-uvloop",
+        "anyio-asyncio",
+        "anyio-trio",
         "twisted",
         servers.NETTY,
         servers.FLOOR,

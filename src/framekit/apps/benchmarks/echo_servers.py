@@ -145,6 +145,39 @@ async def framekit_asyncio(ready: Ready) -> None:
     await server.serve_forever()
 
 
+def _framekit_anyio(backend: str) -> Callable[[Ready], None]:
+    def main(ready: Ready) -> None:
+        import anyio
+
+        import framekit
+        import framekit.anyio
+
+        async def handler(conn: Any) -> None:
+            async for frame in conn:
+                await conn.send(frame)
+
+        async def serve() -> None:
+            server = await framekit.anyio.serve(
+                f"tcp://{HOST}:0", handler, framekit.LengthPrefixed(4)
+            )
+            async with server:
+                ready(server.address)
+                await anyio.sleep_forever()
+
+        anyio.run(serve, backend=backend)
+
+    return main
+
+
+for _backend, _needs in (("asyncio", ("anyio",)), ("trio", ("anyio", "trio"))):
+    echo_server(
+        f"anyio-{_backend}",
+        f"framekit anyio ({_backend})",
+        ROLE_FRAMEKIT,
+        needs=("framekit._speedups", *_needs),
+    )(_framekit_anyio(_backend))
+
+
 # --- peers --------------------------------------------------------------------------
 
 
