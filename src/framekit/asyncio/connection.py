@@ -117,7 +117,7 @@ class Connection(AsyncStreamAPI):
         if core.coalescing:
             if not self._flush_scheduled:
                 self._flush_scheduled = True
-                asyncio.get_running_loop().call_soon(self._scheduled_flush)
+                self._protocol.loop.call_soon(self._scheduled_flush)
         else:
             self.flush()
         if flow.paused:

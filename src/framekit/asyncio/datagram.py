@@ -119,10 +119,11 @@ class DatagramProtocol(asyncio.DatagramProtocol):
             max_queued_frames=max_queued_frames,
             max_queued_bytes=max_queued_bytes,
         )
-        self.waiter = ReadWaiter()
-        self.flow = WriteFlow()
+        loop = asyncio.get_running_loop()
+        self.waiter = ReadWaiter(loop)
+        self.flow = WriteFlow(loop)
         self.transport: Optional[asyncio.DatagramTransport] = None
-        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.lost: asyncio.Future[None] = loop.create_future()
         self.ended = False
 
     @property

@@ -48,9 +48,12 @@ __all__ = ["ReadWaiter", "WriteFlow", "wait_closed"]
 class ReadWaiter:
     """The one coroutine waiting for input, and how to wake it."""
 
-    __slots__ = ("_future",)
+    __slots__ = ("_future", "_loop")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # The loop, kept: asyncio.get_running_loop() costs a getpid() system
+        # call on every call (CPython 3.11: it checks for a fork), once per wait.
+        self._loop = loop
         self._future: Optional[asyncio.Future[None]] = None
 
     def wake(self) -> None:
@@ -67,7 +70,7 @@ class ReadWaiter:
         """
         if self._future is not None:
             raise RuntimeError("another coroutine is already waiting for the next message")
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         future = self._future = loop.create_future()
         timer = None if timeout is None else loop.call_later(max(timeout, 0.0), self.wake)
         try:
@@ -81,9 +84,10 @@ class ReadWaiter:
 class WriteFlow:
     """Pause/resume state of one transport's write side, and its waiting senders."""
 
-    __slots__ = ("_waiters", "error", "paused")
+    __slots__ = ("_loop", "_waiters", "error", "paused")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
         #: True between ``pause_writing()`` and ``resume_writing()``.
         self.paused = False
         #: Set once writing is impossible: raised by every later send.
@@ -129,7 +133,7 @@ class WriteFlow:
         Raises:
             ConnectionError: the connection was lost or closed while waiting.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         while self.paused:
             self.check()
             waiter = loop.create_future()

@@ -98,8 +98,10 @@ class FramedProtocol(asyncio.BufferedProtocol):
         )
         self.core.set_stream_limit(check_max_stream_size(max_stream_size))
         self.core.peer = peer
-        self.waiter = ReadWaiter()
-        self.flow = WriteFlow()
+        #: The event loop it runs on.
+        self.loop = loop
+        self.waiter = ReadWaiter(loop)
+        self.flow = WriteFlow(loop)
         self.transport: Optional[asyncio.Transport] = None
         self.lost: asyncio.Future[None] = loop.create_future()
         self.paused = False
