@@ -125,7 +125,9 @@ def test_bad_clients_lose_only_their_connection(
                     await good.send(name.encode())
                     assert await asyncio.wait_for(good.recv(), WAIT) == name.encode()
                     records = [r for r in caplog.records if r.name == "framekit"]
-                    assert any(r.levelno >= logging.WARNING for r in records), name
+                    # A reset is the network's doing: INFO; bad input: WARNING.
+                    least = logging.INFO if end == "reset" else logging.WARNING
+                    assert any(r.levelno >= least for r in records), name
                     if name == "handler bug":
                         (record,) = [r for r in records if r.levelno == logging.ERROR]
                         assert record.exc_info and "the handler broke" in str(record.exc_info[1])

@@ -232,10 +232,12 @@ def test_fault_closes_only_that_connection(
             bad = socket.create_connection((host, port), timeout=TIMEOUT)
             with bad:
                 fault(bad, codec, seen)
-                record = logs.wait_for(logged)
+                # A reset is the network's doing (INFO); anything else is the client's.
+                least = logging.INFO if logged == "lost" else logging.WARNING
+                record = logs.wait_for(logged, least)
                 if bad.fileno() != -1:
                     wait_closed(bad)
-            assert record.levelno >= 30
+            assert record.levelno >= least
             assert "127.0.0.1:" in record.getMessage()  # names the client
             # Frames that arrived whole before the bad bytes were handled.
             assert b"before" in seen.items
