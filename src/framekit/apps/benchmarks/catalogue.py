@@ -22,7 +22,8 @@ Profiles:
 
 Frames too large to hold (kind ``stream``: :mod:`.streams`) are one frame of
 1 GiB (times the scale) each way: received as a stream, and a file sent as
-one frame.  Every profile runs them (``quick`` only the rows of the targets).
+one frame.  Every profile runs them (``quick`` only the rows of the targets):
+about a minute in ``default``, 12 s in ``quick`` (at half the size), on two cores.
 
 The text codecs (``Lines``, ``Delimited`` with several delimiters,
 ``Netstring``) have scenarios of their own (``lines-64k-stream``, ...): their
