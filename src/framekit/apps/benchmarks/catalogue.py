@@ -20,6 +20,11 @@ Profiles:
 * ``quick``: just the rows the issue's targets are about, and the rows their
   ratios are taken to (``--quick``).
 
+Frames too large to hold (kind ``stream``: :mod:`.streams`) are one frame of
+1 GiB (times the scale) each way: received as a stream, and a file sent as
+one frame.  Every profile runs them (``quick`` only the rows of the targets):
+about a minute in ``default``, 12 s in ``quick`` (at half the size), on two cores.
+
 The text codecs (``Lines``, ``Delimited`` with several delimiters,
 ``Netstring``) have scenarios of their own (``lines-64k-stream``, ...): their
 stream is not the length-prefixed one, so they are compared with their pure
@@ -54,6 +59,14 @@ from .servers import (
     scaled,
     server_contestants,
     worker_contestants,
+)
+from .streams import (
+    BIG_FRAME,
+    RAW_SENDFILE,
+    SendFileWorkload,
+    StreamWorkload,
+    send_file_contestants,
+    stream_contestants,
 )
 from .text_contestants import (
     FLOOR_SPLIT,
@@ -126,6 +139,15 @@ _QUICK_E2E = (
     RAW,
 )
 _QUICK_SERVER = ("blocking", "asyncio-uvloop", NETTY, FLOOR)
+_QUICK_STREAM = ("blocking", "asyncio", "asyncio-uvloop", RAW)
+_QUICK_SEND_FILE = (
+    "send-file",
+    "send-file-asyncio",
+    "send-file-asyncio-uvloop",
+    "sendall-loop",
+    "writer-loop",
+    "writer-loop-uvloop",
+)
 
 
 def decode_scenario(chunk: int, keep: bool) -> Scenario:
@@ -204,6 +226,37 @@ def _end_to_end(transport: str, size: int, only: Optional[Sequence[str]] = None)
     return Comparison(scenario, size, _only(receiver_contestants(), only), build, RAW)
 
 
+def _big_frame_length(session: Session) -> int:
+    return max(1, int(BIG_FRAME * session.scale))
+
+
+def _stream_receive(transport: str, size: int, only: Optional[Sequence[str]] = None) -> Comparison:
+    def build(session: Session) -> StreamWorkload:
+        return StreamWorkload(session, transport, _big_frame_length(session))
+
+    name = "TCP" if transport == "tcp" else "Unix socket"
+    scenario = Scenario(
+        key=f"stream-recv-{transport}",
+        title=f"one frame received as a stream (size x --scale), loopback {name}",
+        kind="stream",
+    )
+    return Comparison(scenario, size, _only(stream_contestants(), only), build, RAW)
+
+
+def _send_file(transport: str, size: int, only: Optional[Sequence[str]] = None) -> Comparison:
+    def build(session: Session) -> SendFileWorkload:
+        return SendFileWorkload(session, transport, _big_frame_length(session))
+
+    name = "TCP" if transport == "tcp" else "Unix socket"
+    scenario = Scenario(
+        key=f"send-file-{transport}",
+        title=f"a file sent as one frame (size x --scale), loopback {name}",
+        kind="stream",
+    )
+    contestants = _only(send_file_contestants(), only)
+    return Comparison(scenario, size, contestants, build, RAW_SENDFILE)
+
+
 def _server(
     profile: str,
     connections: int,
@@ -258,6 +311,8 @@ def _plan(profile: str) -> Iterator[Tuple[str, Sequence[int], Callable[[int], Co
         for framing in _TEXT:
             yield "decode", (16,), partial(_text, framing, CHUNK_64K, only=_QUICK_TEXT)
         yield "e2e", _E2E_SIZES, partial(_end_to_end, "tcp", only=_QUICK_E2E)
+        yield "stream", (BIG_FRAME,), partial(_stream_receive, "tcp", only=_QUICK_STREAM)
+        yield "stream", (BIG_FRAME,), partial(_send_file, "tcp", only=_QUICK_SEND_FILE)
         for connections, window in LOADS:
             yield (
                 "server",
@@ -283,6 +338,8 @@ def _plan(profile: str) -> Iterator[Tuple[str, Sequence[int], Callable[[int], Co
         yield "encode", sizes, partial(_encode, op)
     for transport in ("tcp", "unix"):
         yield "e2e", _E2E_SIZES, partial(_end_to_end, transport)
+    yield "stream", (BIG_FRAME,), partial(_stream_receive, "tcp")
+    yield "stream", (BIG_FRAME,), partial(_send_file, "tcp")
     for connections, window in LOADS:
         yield "server", (PAYLOAD_SIZE,), partial(_server, profile, connections, window)
     if full:
@@ -294,7 +351,8 @@ def comparisons(profile: str = "default", kind: Optional[str] = None) -> List[Co
 
     Args:
         profile: which subset.
-        kind: only ``decode``, ``encode``, ``e2e`` or ``server`` comparisons, if given.
+        kind: only ``decode``, ``encode``, ``e2e``, ``stream`` or ``server`` comparisons,
+            if given.
 
     Raises:
         ValueError: an unknown profile.

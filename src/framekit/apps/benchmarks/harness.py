@@ -202,7 +202,8 @@ class Scenario:
     Attributes:
         key: short id (``decode-64k-stream``).
         title: human title (``decode, 64 KiB feeds, stream``).
-        kind: ``decode``, ``encode``, ``e2e`` or ``server``.
+        kind: ``decode``, ``encode``, ``e2e``, ``stream`` (frames too large to hold) or
+            ``server``.
         keep: whether runs keep every frame ("list") or drop them ("stream").
     """
 

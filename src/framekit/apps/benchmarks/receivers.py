@@ -42,7 +42,7 @@ import importlib
 import math
 import socket
 import struct
-from typing import Any, Awaitable, Callable, List, Optional
+from typing import Any, Awaitable, Callable, List, Optional, Protocol
 
 from ...addresses import parse_address
 from .harness import (
@@ -60,6 +60,7 @@ from .workloads import frame_count, make_payloads, verify_frames
 
 __all__ = [
     "RAW",
+    "ArmedWorkload",
     "EndToEndWorkload",
     "receiver_contestants",
 ]
@@ -131,10 +132,19 @@ class EndToEndWorkload:
         return f"unexpected output type {type(output).__name__}"
 
 
+class ArmedWorkload(Protocol):
+    """What the runners below need of a workload: where to connect, and a sender to arm."""
+
+    sender: Sender
+    address: str
+
+    def arm(self) -> None: ...
+
+
 class _Run:
     """A runner whose hooks arm the sender and collect its acknowledgement."""
 
-    def __init__(self, w: EndToEndWorkload, receive: Callable[[], Any]) -> None:
+    def __init__(self, w: ArmedWorkload, receive: Callable[[], Any]) -> None:
         self._w = w
         self._receive = receive
 
@@ -160,7 +170,7 @@ class _AsyncRun(_Run):
 
     def __init__(
         self,
-        w: EndToEndWorkload,
+        w: ArmedWorkload,
         new_loop: Callable[[], asyncio.AbstractEventLoop],
         main: Callable[[], Awaitable[Any]],
     ) -> None:
@@ -202,7 +212,7 @@ class _AsyncRun(_Run):
                 loop.close()
 
 
-def _connect(w: EndToEndWorkload) -> socket.socket:
+def _connect(w: ArmedWorkload) -> socket.socket:
     addr = parse_address(w.address)
     sock = socket.socket(addr.family, socket.SOCK_STREAM)
     try:

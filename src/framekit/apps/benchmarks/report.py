@@ -120,6 +120,10 @@ def format_latency(us: Optional[float]) -> str:
     return f"{us:.3g}us"
 
 
+#: Scenarios whose Markdown matrix is relative to the floor (no pure-Python row to divide by).
+_FLOOR_RELATIVE = ("e2e", "stream-", "send-file-")
+
+
 def _is_server(r: Result) -> bool:
     return r.scenario.startswith("server-")
 
@@ -290,7 +294,7 @@ def markdown_table(results: Sequence[Result], verdicts: Sequence[Verdict] = ()) 
     for title, comparisons in _by_scenario(results).items():
         if _is_server(comparisons[0][0]):
             continue
-        end_to_end = comparisons[0][0].scenario.startswith("e2e")
+        end_to_end = comparisons[0][0].scenario.startswith(_FLOOR_RELATIVE)
         reference = next(
             (
                 r.floor if end_to_end else r.label

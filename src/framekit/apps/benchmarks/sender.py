@@ -23,6 +23,16 @@ The buffer is encoded once per (size, frames per buffer) with framekit's
 codec; frame ``i`` of a buffer carries :func:`~framekit.apps.benchmarks.workloads.payload`
 ``(i, size)``, so the receiver knows exactly what it must get.
 
+Two more jobs serve the benchmarks of frames too large to hold
+(:mod:`~framekit.apps.benchmarks.streams`).  *Stream*: send one frame of
+``length`` bytes, a 4-byte length then
+:func:`~framekit.apps.benchmarks.workloads.stream_chunks`, made as it goes (a
+1 GiB frame is never held).  *Drain*: the other way round, for the senders
+under test: receive everything until the sender shuts its side down, as fast
+as ``recv_into`` goes, counting the bytes (and, when asked, hashing them from
+byte ``skip`` on, and keeping the ``skip`` bytes before), then answer with one
+4-byte-length-prefixed JSON frame (``bytes``, ``sha256``, ``head``) and close.
+
 Everything is bounded: the sender's sockets have timeouts, the parent waits
 for each reply with a timeout, the sender exits when its stdin closes, and
 :meth:`Sender.close` kills it if it does not stop when asked.
@@ -37,6 +47,7 @@ for a blast to finish.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -44,12 +55,13 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 from typing import Any, Dict, Optional, Tuple
 
-from .workloads import make_payloads
+from .workloads import make_payloads, stream_chunks
 
 __all__ = ["Sender"]
 
@@ -84,6 +96,55 @@ def _blast(listener: socket.socket, buffer: bytes, repeats: int) -> int:
     return len(buffer) * repeats
 
 
+def _stream(listener: socket.socket, length: int) -> int:
+    """Send one ``length``-byte frame (4-byte length, then the streamed payload)."""
+    conn, _ = listener.accept()
+    with conn:
+        conn.settimeout(IO_TIMEOUT)
+        conn.sendall(struct.pack(">I", length))
+        for chunk in stream_chunks(length):
+            conn.sendall(chunk)
+        conn.shutdown(socket.SHUT_WR)
+        while conn.recv(65536):  # as in _blast
+            pass
+    return 4 + length
+
+
+#: Bytes per ``recv_into`` of the drain.
+_DRAIN_READ = 1 << 20
+
+
+def _drain(listener: socket.socket, skip: int, digest: bool) -> int:
+    """Receive until the peer shuts down; answer with what came (see the module notes)."""
+    conn, _ = listener.accept()
+    with conn:
+        conn.settimeout(IO_TIMEOUT)
+        buffer = bytearray(_DRAIN_READ)
+        view = memoryview(buffer)
+        hashed = hashlib.sha256() if digest else None
+        head = bytearray()
+        total = 0
+        recv_into = conn.recv_into
+        while True:
+            n = recv_into(buffer)
+            if not n:
+                break
+            if hashed is not None:
+                if total < skip:
+                    head += view[: min(n, skip - total)]
+                hashed.update(view[max(0, skip - total) : n])
+            total += n
+        answer = json.dumps(
+            {
+                "bytes": total - skip,
+                "sha256": hashed.hexdigest() if hashed is not None else None,
+                "head": head.hex() if hashed is not None else None,
+            }
+        ).encode()
+        conn.sendall(struct.pack(">I", len(answer)) + answer)
+    return total
+
+
 def _serve(unix_path: str) -> None:
     """The sender process: listen, then blast on command until stdin closes or says stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us (module notes)
@@ -103,8 +164,16 @@ def _serve(unix_path: str) -> None:
             command = json.loads(line)
             if command[0] == "stop":
                 break
-            _, transport, size, per_buffer, repeats = command
             try:
+                if command[0] == "stream":
+                    _, transport, length = command
+                    _reply(["sent", _stream(listeners[transport], length)])
+                    continue
+                if command[0] == "drain":
+                    _, transport, skip, digest = command
+                    _reply(["sent", _drain(listeners[transport], skip, digest)])
+                    continue
+                _, transport, size, per_buffer, repeats = command
                 buffer = buffers.get((size, per_buffer))
                 if buffer is None:
                     buffer = buffers[size, per_buffer] = _encode(size, per_buffer)
@@ -184,13 +253,29 @@ class Sender:
             per_buffer: frames in the pre-encoded buffer.
             repeats: how many times the buffer is sent.
         """
+        self._command(["blast", transport, size, per_buffer, repeats])
+
+    def arm_stream(self, transport: str, length: int) -> None:
+        """Have the sender send one ``length``-byte frame to the next connection."""
+        self._command(["stream", transport, length])
+
+    def arm_drain(self, transport: str, skip: int, digest: bool) -> None:
+        """Have the sender drain the next connection and answer with what came.
+
+        Args:
+            skip: bytes kept apart as the ``head`` (the header), not hashed.
+            digest: whether to hash the rest (the check run) or only count it.
+        """
+        self._command(["drain", transport, skip, digest])
+
+    def _command(self, command: Any) -> None:
         if self._armed:  # a run whose acknowledgement was never collected
             self.wait()
-        self._send(["blast", transport, size, per_buffer, repeats])
+        self._send(command)
         self._armed = True
 
     def wait(self) -> int:
-        """Wait for the armed run's acknowledgement; return the bytes sent.
+        """Wait for the armed run's acknowledgement; return the bytes sent (or drained).
 
         Raises:
             RuntimeError: the sender failed (its error is in the message) or

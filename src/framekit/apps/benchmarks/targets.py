@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from .harness import Result
+from .receivers import RAW
 from .servers import NETTY
+from .streams import BIG_FRAME
 from .workloads import size_label
 
 __all__ = ["TARGETS", "Target", "Verdict", "evaluate"]
@@ -134,6 +136,53 @@ TARGETS: Tuple[Target, ...] = (
     # (BufferedByteReceiveStream.receive_exactly), on each of anyio's backends.
     Target("e2e-tcp/64", "anyio", "receive-exactly", 3.0),
     Target("e2e-tcp/64", "anyio-trio", "receive-exactly-trio", 3.0),
+    # Frames too large to hold: one 1 GiB frame (times the scale).  Reading it as a stream
+    # must cost little over reading its bytes raw, and sending a file as one frame must cost
+    # no more than the loop people write to send a file.
+    Target(
+        f"stream-recv-tcp/{BIG_FRAME}",
+        "blocking",
+        RAW,
+        0.9,
+        "a frame read as a stream, chunk by chunk, costs little more than raw recv_into of "
+        "the same bytes: memory stays bounded without a second copy",
+    ),
+    Target(
+        f"stream-recv-tcp/{BIG_FRAME}",
+        "asyncio",
+        RAW,
+        0.9,
+        "the same on asyncio's default loop",
+    ),
+    Target(
+        f"stream-recv-tcp/{BIG_FRAME}",
+        "asyncio-uvloop",
+        RAW,
+        0.9,
+        "the same on uvloop",
+    ),
+    Target(
+        f"send-file-tcp/{BIG_FRAME}",
+        "send-file",
+        "sendall-loop",
+        1.0,
+        "send_file hands the file to the kernel (sendfile): never slower than reading it in "
+        "chunks and sending each with sendall",
+    ),
+    Target(
+        f"send-file-tcp/{BIG_FRAME}",
+        "send-file-asyncio",
+        "writer-loop",
+        1.0,
+        "the same on asyncio's default loop, against write() and drain() per chunk",
+    ),
+    Target(
+        f"send-file-tcp/{BIG_FRAME}",
+        "send-file-asyncio-uvloop",
+        "writer-loop-uvloop",
+        1.0,
+        "the same on uvloop (which has no loop.sendfile: framekit falls back to reads)",
+    ),
 )
 
 

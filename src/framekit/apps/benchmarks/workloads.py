@@ -23,8 +23,10 @@ chunks of the same size as the framekit stream's.
 
 from __future__ import annotations
 
+import hashlib
+import random
 import struct
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 __all__ = [
     "SIZES",
@@ -40,6 +42,9 @@ __all__ = [
     "make_payloads",
     "payload",
     "size_label",
+    "stream_block",
+    "stream_chunks",
+    "stream_digest",
     "verify_frames",
 ]
 
@@ -58,8 +63,8 @@ T = TypeVar("T")
 
 
 def size_label(size: int) -> str:
-    """``16 B``, ``4 KiB``, ``1 MiB``."""
-    for unit, shift in (("MiB", 20), ("KiB", 10)):
+    """``16 B``, ``4 KiB``, ``1 MiB``, ``1 GiB``."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if size >= 1 << shift and size % (1 << shift) == 0:
             return f"{size >> shift} {unit}"
     return f"{size} B"
@@ -100,6 +105,36 @@ def cut(stream: bytes, chunk: int) -> List[bytes]:
     if chunk == WHOLE:
         return [stream]
     return [stream[i : i + chunk] for i in range(0, len(stream), chunk)]
+
+
+#: The period of a streamed payload: 1 MiB and 7 bytes, so no read or chunk size lines up with
+#: it, and a receiver that drops, repeats or reorders a piece gets another sha256.
+_STREAM_BLOCK = (1 << 20) + 7
+_stream_block: List[bytes] = []
+
+
+def stream_block() -> bytes:
+    """The block a streamed payload repeats: random bytes, the same in every process."""
+    if not _stream_block:
+        _stream_block.append(random.Random(0x5EED).randbytes(_STREAM_BLOCK))
+    return _stream_block[0]
+
+
+def stream_chunks(length: int) -> Iterator[memoryview]:
+    """A streamed payload of ``length`` bytes, as views of :func:`stream_block`: never held."""
+    block = memoryview(stream_block())
+    while length > 0:
+        chunk = block[:length]
+        yield chunk
+        length -= len(chunk)
+
+
+def stream_digest(length: int) -> str:
+    """The sha256 (hex) of the ``length``-byte streamed payload."""
+    digest = hashlib.sha256()
+    for chunk in stream_chunks(length):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _header(n: int) -> bytes:
