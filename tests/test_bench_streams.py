@@ -130,7 +130,7 @@ def test_a_receiver_that_drops_bytes_is_never_timed(tiny: Session) -> None:
 
 def test_the_targets_rows_run_in_every_profile_and_report_as_end_to_end(tiny: Session) -> None:
     big = [t for t in targets.TARGETS if t.comparison.endswith(f"/{BIG_FRAME}")]
-    assert len(big) == 6
+    assert len(big) == 8
     for profile in catalogue.PROFILES:
         rows = {(c.id, x.name) for c in catalogue.comparisons(profile) for x in c.contestants}
         for t in big:

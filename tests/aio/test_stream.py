@@ -189,3 +189,41 @@ def test_frames_sent_meanwhile_go_after_the_stream(run: Runner, LP: Callable[...
         assert received == [digest(pattern(size)), b"meanwhile"]
 
     run(asyncio.wait_for(main(), WAIT))
+
+
+def test_recv_into_reads_straight_into_the_callers_buffer(
+    run: Runner, LP: Callable[..., Any]
+) -> None:
+    """A frame still arriving goes from the socket into the caller's buffer: the
+    decoder never holds more than a read's worth of it, and the bytes are counted."""
+    size = 3 * MiB + 7
+    held: List[int] = []
+
+    async def sender(conn: Any) -> None:
+        await conn.send_stream(size, slow_pattern(size))
+        await conn.send(b"next")
+        await conn.recv()
+
+    async def slow_pattern(n: int) -> AsyncIterator[bytes]:
+        for chunk in pattern(n):
+            yield chunk
+            await asyncio.sleep(0.001)
+
+    async def main() -> None:
+        server, conn = await pair(LP, sender)
+        async with server, conn:
+            buffer = bytearray(size)
+            view = memoryview(buffer)
+            async with await conn.recv_stream() as stream:
+                got = 0
+                while got < size:
+                    got += await stream.readinto(view[got:])
+                    held.append(conn.core.pending)
+            assert digest([buffer]) == digest(pattern(size))
+            assert max(held) <= 256 * 1024  # never the frame whole in the decoder
+            buffer2 = bytearray(16)
+            assert await conn.recv_into(buffer2) == 4 and buffer2[:4] == b"next"
+            assert conn.core.bytes_in == 4 + size + 4 + 4
+            await conn.send(b"done")
+
+    run(asyncio.wait_for(main(), WAIT))

@@ -70,6 +70,8 @@ class Connection(AsyncStreamAPI):
         transport: the asyncio transport.
     """
 
+    _reads_into = True  # a BufferedProtocol: reads go where core.get_buffer() says
+
     def __init__(
         self,
         transport: asyncio.Transport,

@@ -128,6 +128,8 @@ class FramedProtocol(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         core = self.core
         core.buffer_updated(nbytes)
+        if core.filling:
+            return  # into a recv_into() buffer, not full yet: let it fill
         if not self.paused and (core.over_limit or core.refused):
             self.pause_reading()
         self.waiter.wake()

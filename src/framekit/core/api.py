@@ -132,10 +132,15 @@ class AsyncStreamAPI(StreamAPI):
       while the peer is slow;
     * ``_hold_writes()``/``_release_writes()``: keep other tasks' writes out
       of a frame being sent in pieces (after ``_check_writable``);
-    * ``abort()``.
+    * ``abort()``;
+    * ``_reads_into``: True where reads go into ``core.get_buffer()``.
     """
 
     __slots__ = ()
+
+    #: Whether the transport reads into the buffer ``core.get_buffer()`` gives
+    #: (then ``recv_into`` offers the caller's buffer: no copy).
+    _reads_into = False
 
     async def _wait_input(self) -> None:
         raise NotImplementedError
@@ -251,6 +256,7 @@ class AsyncStreamAPI(StreamAPI):
         return AsyncFrameStream(
             first,
             read=self._stream_read,
+            readinto=self._stream_readinto,
             discard=self._core.stream_discard,
             chunk_size=chunk_size,
         )
@@ -271,9 +277,7 @@ class AsyncStreamAPI(StreamAPI):
         check_room(self._core, first, view)
         got = 0
         while got < first:
-            data = await self._stream_read(first - got)
-            view[got : got + len(data)] = data
-            got += len(data)
+            got += await self._stream_readinto(view[got:first])
         return first
 
     async def _open_stream(self) -> Union[bytes, int]:
@@ -294,6 +298,30 @@ class AsyncStreamAPI(StreamAPI):
             if core.input_ended:
                 core.stream_cut()
             await self._wait_input()
+
+    async def _stream_readinto(self, view: memoryview) -> int:
+        """Some of the open stream's payload into ``view`` (no longer than what is
+        left of it): what is buffered, else straight from the transport's reads
+        where it reads into a buffer it is given (``_reads_into``)."""
+        core = self._core
+        while True:
+            data = core.stream_read(len(view))
+            if data:
+                view[: len(data)] = data
+                self._input_taken()
+                return len(data)
+            if core.input_ended:
+                core.stream_cut()
+            if not self._reads_into:
+                await self._wait_input()
+                continue
+            core.offer_sink(view)
+            try:
+                await self._wait_input()
+            finally:
+                got = core.take_sink()
+            if got:
+                return got
 
     # -- sending a frame in pieces ----------------------------------------------------
 

@@ -238,7 +238,7 @@ class AsyncFrameStream(_Payload):
         chunk_size: the largest chunk ``async for`` and :meth:`read` return.
     """
 
-    __slots__ = ("_read",)
+    __slots__ = ("_read", "_readinto")
 
     def __init__(
         self,
@@ -246,11 +246,13 @@ class AsyncFrameStream(_Payload):
         *,
         whole: Optional[bytes] = None,
         read: Optional[Callable[[int], Awaitable[bytes]]] = None,
+        readinto: Optional[Callable[[memoryview], Awaitable[int]]] = None,
         discard: Optional[Callable[[], None]] = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> None:
         super().__init__(length, whole, discard, chunk_size)
         self._read = read
+        self._readinto = readinto
 
     async def read(self, size: int = -1) -> bytes:
         """Up to ``size`` bytes of the payload (``-1``: one chunk); ``b""`` at its end.
@@ -270,11 +272,26 @@ class AsyncFrameStream(_Payload):
         return data
 
     async def readinto(self, buffer: Buffer) -> int:
-        """Read payload bytes into ``buffer``; return how many (0 at the end)."""
+        """Read payload bytes into ``buffer`` (as much as fits; on asyncio straight
+        from the socket); return how many (0 at the end).
+
+        Raises:
+            As :meth:`read`.
+        """
         view = memoryview(buffer).cast("B")
-        data = await self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
+        want = min(len(view), self._left)
+        if not want:
+            return 0
+        if self._whole is not None:
+            view[:want] = self._from_whole(self._whole, want)
+            return want
+        if self._readinto is None:
+            data = await self.read(want)
+            view[: len(data)] = data
+            return len(data)
+        n = await self._readinto(view[:want])
+        self._left -= n
+        return n
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks()

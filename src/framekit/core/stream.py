@@ -142,10 +142,13 @@ class StreamCore:
         "_refused",
         "_scratch",
         "_scratch_out",
+        "_sink",
+        "_sinking",
         "_stream_limit",
         "_stream_out",
         "_stream_pending",
         "_streamable",
+        "_sunk",
         "_switchable",
         "_taken",
         "_taking",
@@ -154,6 +157,7 @@ class StreamCore:
         "bytes_in",
         "bytes_out",
         "codec",
+        "filling",
         "frames_in",
         "frames_out",
         "messages",
@@ -192,6 +196,11 @@ class StreamCore:
         self._held = bytearray()  # input that arrived while a batch was in use
         self._scratch: Optional[bytearray] = None  # room for such input
         self._scratch_out = False  # the last get_buffer() view was the scratch
+        self._sink: Optional[memoryview] = None  # the caller's buffer (offer_sink)
+        self._sunk = 0  # bytes the transport wrote into it
+        self._sinking = False  # the last get_buffer() view was the sink
+        #: A sink is offered and not full: the reader need not be woken yet.
+        self.filling = False
         self._taken = False  # the decoder took bytes without decoding them (max_frames=0)
         self._taking = False  # the last get_buffer() view is for such bytes
         self._eof = False  # end of input received, not yet acted upon
@@ -300,7 +309,11 @@ class StreamCore:
         Report what was written with :meth:`buffer_updated`.
         """
         size = sizehint if sizehint > self._read_size else self._read_size
-        self._scratch_out = self._taking = False
+        self._scratch_out = self._taking = self._sinking = False
+        sink = self._sink
+        if sink is not None and not self._refused and self._sunk < len(sink):
+            self._sinking = True
+            return sink[self._sunk :]
         if (
             self._refused
             or length_hint(self._frames)
@@ -309,7 +322,7 @@ class StreamCore:
             or self._held
             or self._taken
             or self._stream_buffered()
-        ):  # not simply the decoder's room (the first lines are _busy(), inlined)
+        ):  # not simply the decoder's room (the lines after the first are _busy(), inlined)
             if not self._refused and self._can_take() and not self._stream_buffered():
                 self._taking = True
                 return self._decoder.get_buffer(size)
@@ -335,6 +348,14 @@ class StreamCore:
             self._taking = False
             self._decoder.buffer_updated(nbytes, 0)  # type: ignore[call-arg]
             self._taken = True
+        elif self._sinking:
+            self._sinking = False
+            self._sunk += nbytes
+            sink = self._sink
+            self.filling = sink is not None and nbytes > 0 and self._sunk < len(sink)
+            self.bytes_in -= nbytes  # counted again by stream_advance
+            self.stream_advance(nbytes)
+            return
         elif self._scratch_out:
             self._scratch_out = False
             scratch = self._scratch
@@ -664,6 +685,25 @@ class StreamCore:
             self._last_input = self._clock()
         if not self.stream_remaining:
             self._taken = True
+
+    def offer_sink(self, view: memoryview) -> None:
+        """Let the transport read the open stream's payload straight into ``view``
+        (the caller's buffer, no longer than the payload left): while it is
+        offered, :meth:`get_buffer` returns what is left of it, and
+        :attr:`filling` says it is not full yet (the transport need not wake
+        the reader for each read).  For transports whose reads go where
+        :meth:`get_buffer` says (asyncio's ``BufferedProtocol``); take it back
+        with :meth:`take_sink`."""
+        self._sink = view
+        self._sunk = 0
+        self.filling = True
+
+    def take_sink(self) -> int:
+        """Stop offering the sink; return how many bytes were read into it."""
+        sunk, self._sunk = self._sunk, 0
+        self._sink = None
+        self._sinking = self.filling = False
+        return sunk
 
     def stream_discard(self) -> None:
         """Skip the rest of the open stream's payload (it is dropped as it arrives)."""

@@ -265,7 +265,9 @@ def _make_recv_into_blocking(w: StreamWorkload, keep: bool) -> _Run:
     return _Run(w, receive)
 
 
-def _make_stream_asyncio(loop_kind: str) -> Callable[[StreamWorkload, bool], _Run]:
+def _make_stream_asyncio(
+    loop_kind: str, readinto: bool = False
+) -> Callable[[StreamWorkload, bool], _Run]:
     def make(w: StreamWorkload, keep: bool) -> _Run:
         fk_asyncio = importlib.import_module("framekit.asyncio")
         codec = _codec()
@@ -276,10 +278,21 @@ def _make_stream_asyncio(loop_kind: str) -> Callable[[StreamWorkload, bool], _Ru
             conn = await fk_asyncio.connect(w.address, codec, max_stream_size=w.max_stream_size)
             try:
                 async with await conn.recv_stream() as stream:
-                    async for chunk in stream:
-                        total += len(chunk)
-                        if digest is not None:
-                            digest.update(chunk)
+                    if readinto:
+                        buffer = bytearray(CHUNK)
+                        view = memoryview(buffer)
+                        while True:
+                            n = await stream.readinto(buffer)
+                            if not n:
+                                break
+                            total += n
+                            if digest is not None:
+                                digest.update(view[:n])
+                    else:
+                        async for chunk in stream:
+                            total += len(chunk)
+                            if digest is not None:
+                                digest.update(chunk)
             finally:
                 await conn.close()
             return _received(total, digest)
@@ -439,6 +452,20 @@ def stream_contestants() -> List[Contestant]:
             "framekit asyncio recv_stream (uvloop)",
             ROLE_FRAMEKIT,
             _make_stream_asyncio("uvloop"),
+            needs=(*fk_async, "uvloop"),
+        ),
+        Contestant(
+            "asyncio-readinto",
+            "framekit asyncio recv_stream, readinto",
+            ROLE_FRAMEKIT,
+            _make_stream_asyncio("asyncio", readinto=True),
+            needs=fk_async,
+        ),
+        Contestant(
+            "asyncio-readinto-uvloop",
+            "framekit asyncio recv_stream, readinto (uvloop)",
+            ROLE_FRAMEKIT,
+            _make_stream_asyncio("uvloop", readinto=True),
             needs=(*fk_async, "uvloop"),
         ),
         Contestant(

@@ -162,6 +162,21 @@ TARGETS: Tuple[Target, ...] = (
         "the same on uvloop",
     ),
     Target(
+        f"stream-recv-tcp/{BIG_FRAME}",
+        "asyncio-readinto",
+        RAW,
+        0.9,
+        "read as a stream into the caller's buffer, on asyncio: the event loop reads "
+        "straight into it (no copy in framekit)",
+    ),
+    Target(
+        f"stream-recv-tcp/{BIG_FRAME}",
+        "asyncio-readinto-uvloop",
+        RAW,
+        0.9,
+        "the same on uvloop",
+    ),
+    Target(
         f"send-file-tcp/{BIG_FRAME}",
         "send-file",
         "sendall-loop",
