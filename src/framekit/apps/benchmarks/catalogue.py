@@ -139,7 +139,14 @@ _QUICK_E2E = (
     RAW,
 )
 _QUICK_SERVER = ("blocking", "asyncio-uvloop", NETTY, FLOOR)
-_QUICK_STREAM = ("blocking", "asyncio", "asyncio-uvloop", RAW)
+_QUICK_STREAM = (
+    "blocking",
+    "asyncio",
+    "asyncio-uvloop",
+    "asyncio-readinto",
+    "asyncio-readinto-uvloop",
+    RAW,
+)
 _QUICK_SEND_FILE = (
     "send-file",
     "send-file-asyncio",
