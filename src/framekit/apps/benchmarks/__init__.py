@@ -19,7 +19,8 @@ Modules, in the order data flows:
   ``default``, ``quick``);
 * :mod:`.harness`: check every contestant's output, then time them (median of
   repeats, rotated order, garbage collector off);
-* :mod:`.targets`, :mod:`.report`: the issue's targets, the table, JSON and chart.
+* :mod:`.targets`, :mod:`.report`: the speed targets (ratios between rows that
+  framekit promises, checked by ``--check``), the table, JSON and chart.
 
 Nothing is imported here: ``python -m framekit.apps.benchmarks.sender`` (the
 sender process) must start without loading the rest.

@@ -10,14 +10,14 @@ contestants and its workload builder.
 
 Profiles:
 
-* ``all``: the whole matrix of the issue (``pytest bench/``), and the server
+* ``all``: the whole matrix (``pytest bench/``), and the server
   benchmark's multi-core comparison (``framekit serve --workers 1`` and ``2``);
 * ``default``: a representative subset that ``framekit bench`` runs in under a
   minute on two cores: every size for the headline scenario (decode, 64 KiB
   feeds, stream), the smallest and largest for the others, and every
   end-to-end case; then the server benchmark, every contestant at every load
   (one run each: about a minute more);
-* ``quick``: just the rows the issue's targets are about, and the rows their
+* ``quick``: just the rows the speed targets are about, and the rows their
   ratios are taken to (``--quick``).
 
 Frames too large to hold (kind ``stream``: :mod:`.streams`) are one frame of

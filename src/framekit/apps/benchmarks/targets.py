@@ -1,4 +1,4 @@
-"""The issue's speed targets, checked against rows measured in the same run.
+"""framekit's speed targets: ratios between rows of one run that it promises to keep.
 
 Design notes
 ------------

@@ -48,7 +48,7 @@ __all__ = [
     "verify_frames",
 ]
 
-#: The payload sizes of the issue: 16 B, 64 B, 256 B, 4 KiB, 64 KiB, 1 MiB.
+#: The payload sizes measured: 16 B, 64 B, 256 B, 4 KiB, 64 KiB, 1 MiB.
 SIZES = (16, 64, 256, 4096, 65536, 1 << 20)
 #: Feed sizes: 64 KiB (a typical recv), 7 bytes (per-call overhead), whole stream (0).
 CHUNK_64K = 65536
