@@ -55,12 +55,12 @@ from ..core.frames import OutgoingFrame
 from ..core.options import CLOSE_TIMEOUT, check_serializer
 from ..serializers import Serializer
 from .flow import wait_closed
-from .protocol import FramedProtocol
+from .protocol import FramedProtocol, TransportEnd
 
 __all__ = ["Connection"]
 
 
-class Connection(AsyncStreamAPI):
+class Connection(TransportEnd, AsyncStreamAPI):
     """A framed connection over a stream transport (TCP, TLS, Unix).
 
     Made by :func:`framekit.asyncio.connect` and by servers (see
@@ -217,24 +217,7 @@ class Connection(AsyncStreamAPI):
         except (NotImplementedError, RuntimeError, AttributeError):
             await super()._send_file_body(frame, file)
 
-    # -- addresses ------------------------------------------------------------
-
-    @property
-    def local_address(self) -> Any:
-        """The local socket address, as ``socket.getsockname()`` gives it."""
-        return self.transport.get_extra_info("sockname")
-
-    @property
-    def remote_address(self) -> Any:
-        """The peer's socket address, as ``socket.getpeername()`` gives it."""
-        return self.transport.get_extra_info("peername")
-
     # -- closing --------------------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        """Whether the connection is closed or closing (locally or by loss)."""
-        return self.transport.is_closing() or self._protocol.lost.done()
 
     async def close(self, timeout: Optional[float] = CLOSE_TIMEOUT) -> None:
         """Close the connection: flush buffered data, then wait until it is gone.

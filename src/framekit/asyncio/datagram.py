@@ -68,6 +68,7 @@ from ..errors import ConnectionClosed
 from ..serializers import Serializer
 from ._unixgram import create_socket_datagram_endpoint
 from .flow import ReadWaiter, WriteFlow, wait_closed
+from .protocol import TransportEnd
 
 __all__ = [
     "DEFAULT_MAX_DATAGRAM_SIZE",
@@ -169,7 +170,7 @@ class DatagramProtocol(asyncio.DatagramProtocol):
         self.flow.resume()
 
 
-class DatagramEndpoint(AsyncDatagramAPI):
+class DatagramEndpoint(TransportEnd, AsyncDatagramAPI):
     """A framed datagram socket: ``send``/``sendto``, ``recv``/``recvfrom``.
 
     Made by :func:`open_datagram`, by :func:`framekit.asyncio.connect` for
@@ -216,24 +217,7 @@ class DatagramEndpoint(AsyncDatagramAPI):
             raise ConnectionClosed("the datagram endpoint was closed")
         await protocol.waiter.wait()
 
-    # -- addresses ------------------------------------------------------------
-
-    @property
-    def local_address(self) -> Any:
-        """The bound socket address (``getsockname()``)."""
-        return self.transport.get_extra_info("sockname")
-
-    @property
-    def remote_address(self) -> Any:
-        """The connected peer's address, or None."""
-        return self.transport.get_extra_info("peername")
-
     # -- closing --------------------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        """Whether the endpoint is closed or closing."""
-        return self.transport.is_closing() or self._protocol.lost.done()
 
     def abort(self) -> None:
         """Close at once, dropping unsent datagrams."""

@@ -26,7 +26,7 @@ read.
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Optional, cast
+from typing import Any, Callable, Optional, cast
 
 from ..codecs.interface import Codec
 from ..core.options import (
@@ -42,7 +42,32 @@ from ..core.stream import StreamCore
 from ..serializers import Serializer
 from .flow import ReadWaiter, WriteFlow
 
-__all__ = ["FramedProtocol"]
+__all__ = ["FramedProtocol", "TransportEnd"]
+
+
+class TransportEnd:
+    """What a connection or endpoint says about its transport: its addresses,
+    and whether it is closed (a mixin: ``self.transport``, ``self._protocol``
+    with a ``lost`` future)."""
+
+    transport: Any
+    _protocol: Any
+
+    @property
+    def local_address(self) -> Any:
+        """The local socket address, as ``socket.getsockname()`` gives it."""
+        return self.transport.get_extra_info("sockname")
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's socket address, as ``socket.getpeername()`` gives it (None
+        for a datagram endpoint that is not connected)."""
+        return self.transport.get_extra_info("peername")
+
+    @property
+    def closed(self) -> bool:
+        """Whether it is closed or closing (locally or by loss)."""
+        return bool(self.transport.is_closing() or self._protocol.lost.done())
 
 
 class FramedProtocol(asyncio.BufferedProtocol):

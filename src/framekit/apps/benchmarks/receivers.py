@@ -347,17 +347,13 @@ def _make_readexactly(loop_kind: str) -> Callable[[EndToEndWorkload, bool], _Run
     return make
 
 
-class _RawProtocol(asyncio.BufferedProtocol):
-    """asyncio's own zero-copy receive path with no framing: the asyncio limit."""
+class CountingProtocol(asyncio.BufferedProtocol):
+    """A raw receiver with no framing: counts bytes in ``total``; ``done`` gets the
+    count when the peer closes (or the error)."""
 
-    def __init__(self, size: int, done: asyncio.Future[int]) -> None:
-        self.view = memoryview(bytearray(size))
+    def __init__(self, done: asyncio.Future[int]) -> None:
         self.total = 0
-        self.keep = size > _RECV_SIZE
         self.done = done
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self.view[self.total :] if self.keep else self.view
 
     def buffer_updated(self, nbytes: int) -> None:
         self.total += nbytes
@@ -368,6 +364,18 @@ class _RawProtocol(asyncio.BufferedProtocol):
                 self.done.set_result(self.total)
             else:
                 self.done.set_exception(exc)
+
+
+class _RawProtocol(CountingProtocol):
+    """asyncio's own zero-copy receive path with no framing: the asyncio limit."""
+
+    def __init__(self, size: int, done: asyncio.Future[int]) -> None:
+        super().__init__(done)
+        self.view = memoryview(bytearray(size))
+        self.keep = size > _RECV_SIZE
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.view[self.total :] if self.keep else self.view
 
 
 def _make_raw_asyncio(loop_kind: str) -> Callable[[EndToEndWorkload, bool], _Run]:

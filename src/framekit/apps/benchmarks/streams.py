@@ -49,7 +49,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from ...addresses import parse_address
 from .harness import ROLE_FLOOR, ROLE_FRAMEKIT, ROLE_PEER, Contestant, Session
-from .receivers import RAW, _AsyncRun, _connect, _new_loop, _Run
+from .receivers import RAW, CountingProtocol, _AsyncRun, _connect, _new_loop, _Run
 from .sender import Sender
 from .workloads import stream_chunks, stream_digest
 
@@ -370,15 +370,14 @@ def _make_raw_whole(w: StreamWorkload, keep: bool) -> _Run:
     return _Run(w, receive)
 
 
-class _RawProtocol(asyncio.BufferedProtocol):
+class _RawProtocol(CountingProtocol):
     """asyncio's zero-copy receive path without framing: counts (and in a check, hashes)."""
 
     def __init__(self, done: asyncio.Future[int], keep: bool) -> None:
+        super().__init__(done)
         self.buffer = bytearray(CHUNK)
         self.view = memoryview(self.buffer)
-        self.total = 0
         self.digest = hashlib.sha256() if keep else None
-        self.done = done
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.view
@@ -387,13 +386,6 @@ class _RawProtocol(asyncio.BufferedProtocol):
         if self.digest is not None:
             self.digest.update(self.view[max(0, _HEADER.size - self.total) : nbytes])
         self.total += nbytes
-
-    def connection_lost(self, exc: Optional[Exception]) -> None:
-        if not self.done.done():
-            if exc is None:
-                self.done.set_result(self.total)
-            else:
-                self.done.set_exception(exc)
 
 
 def _make_raw_asyncio(loop_kind: str) -> Callable[[StreamWorkload, bool], _Run]:
