@@ -83,6 +83,7 @@ class Connection(TransportEnd, AsyncStreamAPI):
         self._protocol = protocol
         self._core = protocol.core
         self._core.serializer = check_serializer(serializer)
+        self._flow = protocol.flow
         self._flush_scheduled = False
 
     # -- sending --------------------------------------------------------------
@@ -112,11 +113,10 @@ class Connection(TransportEnd, AsyncStreamAPI):
                 shorter of ``idle_timeout`` and ``frame_timeout`` (it does not
                 read); the connection was aborted.
         """
-        flow = self._protocol.flow
-        flow.check()
-        core = self._core
-        core.write(payload, prefix)
-        if core.coalescing:
+        flow = self._flow
+        if flow.error is not None:
+            flow.check()
+        if self._core.write(payload, prefix):  # held back: a reply to a batch
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 self._protocol.loop.call_soon(self._scheduled_flush)

@@ -77,7 +77,6 @@ decoder of the new codec starts on those.
 from __future__ import annotations
 
 import time
-from operator import length_hint
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Type, Union
 
 from ..codecs.interface import Buffer, Codec
@@ -89,6 +88,7 @@ from .options import DEFAULT_READ_SIZE, VECTORED_MIN_SIZE
 __all__ = ["COALESCE_MAX", "StreamCore"]
 
 _EMPTY: Iterator[Any] = iter(())
+_NONE_LEFT: Callable[[], int] = _EMPTY.__length_hint__  # type: ignore[attr-defined]
 
 #: Writes held back while a batch is in use are flushed at this size anyway, so
 #: a batch of large replies never piles up in memory.
@@ -135,6 +135,7 @@ class StreamCore:
         "_held",
         "_idle_timeout",
         "_last_input",
+        "_left",
         "_lost",
         "_max_bytes",
         "_max_frames",
@@ -189,6 +190,10 @@ class StreamCore:
         self._stream_out = False  # a frame is being sent in pieces (start_stream_out)
         self._read_size = read_size
         self._frames: Iterator[bytes] = _EMPTY
+        #: ``self._frames.__length_hint__``: frames of the batch not handed out
+        #: yet (operator.length_hint() costs eight times as much; this runs
+        #: several times a read and once a send).
+        self._left: Callable[[], int] = _NONE_LEFT
         self.messages: Iterator[Any] = _EMPTY
         self.batch_bytes = 0  # bytes of the current batch (counted only when bounded)
         self._error: Optional[BaseException] = None  # raised once the batch is used up
@@ -244,9 +249,7 @@ class StreamCore:
         if budget is None:
             return
         held = (  # queued_bytes, inlined: this runs twice per read
-            (self.batch_bytes if length_hint(self._frames) else 0)
-            + len(self._held)
-            + self._decoder.pending
+            (self.batch_bytes if self._left() else 0) + len(self._held) + self._decoder.pending
         )
         delta = held - self._charged
         if not delta:
@@ -286,9 +289,7 @@ class StreamCore:
 
     def _busy(self) -> bool:
         """Whether the decoder must not decode: its last batch is not used up."""
-        return bool(
-            length_hint(self._frames) or self._error or self._drain or self._held or self._taken
-        )
+        return bool(self._left() or self._error or self._drain or self._held or self._taken)
 
     def _stream_buffered(self) -> bool:
         """Whether the rest of an open stream's payload is already received: what
@@ -316,7 +317,7 @@ class StreamCore:
             return sink[self._sunk :]
         if (
             self._refused
-            or length_hint(self._frames)
+            or self._left()
             or self._error
             or self._drain
             or self._held
@@ -448,6 +449,7 @@ class StreamCore:
     def _set_batch(self, frames: List[bytes]) -> None:
         self.frames_in += len(frames)
         self._frames = it = iter(frames)
+        self._left = it.__length_hint__  # type: ignore[attr-defined]
         self.messages = it if self.serializer is None else map(self._loads, it)
         if self._bounded:
             self.batch_bytes = sum(map(len, frames))
@@ -483,13 +485,14 @@ class StreamCore:
     def _next_batch(self, hold: bool) -> bool:
         """See :meth:`next_batch`; ``hold``: leave a frame held for streaming alone
         (else it is refused, as above ``max_frame_size``)."""
-        if length_hint(self._frames):
+        if self._left():
             return True  # the current batch is not used up (a caller looked twice)
         while True:
             error: Optional[BaseException] = self._error
             if error is not None:
                 self._error = None
                 self._frames = self.messages = _EMPTY
+                self._left = _NONE_LEFT
                 try:
                     raise error
                 finally:
@@ -513,6 +516,7 @@ class StreamCore:
                     return True
                 continue
             self._frames = self.messages = _EMPTY
+            self._left = _NONE_LEFT
             self.batch_bytes = 0
             lost = self._lost
             if lost is not None:
@@ -565,26 +569,26 @@ class StreamCore:
     @property
     def queued_frames(self) -> int:
         """Decoded frames waiting to be handed out."""
-        return length_hint(self._frames)
+        return self._left()
 
     @property
     def queued_bytes(self) -> int:
         """Bytes waiting: the current batch (counted whole, and only when the core is
         bounded), input held back, and what the decoder holds."""
-        batch = self.batch_bytes if length_hint(self._frames) else 0
+        batch = self.batch_bytes if self._left() else 0
         return batch + len(self._held) + self._decoder.pending
 
     @property
     def over_limit(self) -> bool:
         """More is waiting than ``max_queued_frames``/``max_queued_bytes`` allow."""
-        if self._max_frames is not None and length_hint(self._frames) > self._max_frames:
+        if self._max_frames is not None and self._left() > self._max_frames:
             return True
         return self._max_bytes is not None and self.queued_bytes > self._max_bytes
 
     @property
     def under_half(self) -> bool:
         """At most half of each bound is in use (the point to resume reading)."""
-        if self._max_frames is not None and length_hint(self._frames) > self._max_frames // 2:
+        if self._max_frames is not None and self._left() > self._max_frames // 2:
             return False
         return self._max_bytes is None or self.queued_bytes <= self._max_bytes // 2
 
@@ -597,6 +601,7 @@ class StreamCore:
         """Drop everything received and not handed out (the connection was closed
         locally): every later :meth:`next_batch` raises ``ConnectionClosed``."""
         self._frames = self.messages = _EMPTY
+        self._left = _NONE_LEFT
         self.batch_bytes = 0
         self._error = None
         self._drain = self._taken = False
@@ -759,6 +764,7 @@ class StreamCore:
         """Make ``frame`` the next message again (a caller looked at it and left it)."""
         rest = list(self._frames)
         self._frames = it = iter([frame, *rest])
+        self._left = it.__length_hint__  # type: ignore[attr-defined]
         self.messages = it if self.serializer is None else map(self._loads, it)
 
     def _refuse_stream(self) -> None:
@@ -884,8 +890,12 @@ class StreamCore:
 
     # -- sending ----------------------------------------------------------------------
 
-    def write(self, payload: Any, prefix: Optional[Buffer] = None) -> None:
+    def write(self, payload: Any, prefix: Optional[Buffer] = None) -> bool:
         """Serialize and encode one message onto :attr:`outgoing`.
+
+        Returns:
+            :attr:`coalescing` after it: whether the transport may hold the
+            write back (one look instead of two on the hottest path).
 
         Raises:
             SerializationError: the serializer failed.
@@ -894,27 +904,26 @@ class StreamCore:
         """
         if self.serializer is not None:
             payload = dumps(self.serializer, payload)
-        codec = self.codec
         try:
-            if type(payload) is bytes and len(payload) >= VECTORED_MIN_SIZE:
+            if type(payload) is not bytes or len(payload) < VECTORED_MIN_SIZE:
                 if prefix is None:
-                    parts = codec.encode_parts(payload)
+                    data = self.codec.encode(payload)
                 else:
-                    parts = codec.encode_parts(payload, prefix=prefix)
-                self.outgoing.extend(parts)
-                for part in parts:
-                    self.bytes_out += len(part)
+                    data = self.codec.encode(payload, prefix=prefix)
+                self.outgoing.append(data)
+                out = self.bytes_out = self.bytes_out + len(data)
             else:
                 if prefix is None:
-                    data = codec.encode(payload)
+                    parts = self.codec.encode_parts(payload)
                 else:
-                    data = codec.encode(payload, prefix=prefix)
-                self.outgoing.append(data)
-                self.bytes_out += len(data)
+                    parts = self.codec.encode_parts(payload, prefix=prefix)
+                self.outgoing.extend(parts)
+                out = self.bytes_out = self.bytes_out + sum(map(len, parts))
         except TypeError:
             _check_payload(payload)
             raise
         self.frames_out += 1
+        return out - self._flushed < COALESCE_MAX and self._left() > 0
 
     def write_many(self, payloads: Iterable[Any], prefix: Optional[Buffer] = None) -> None:
         """Serialize and encode several messages as one buffer onto :attr:`outgoing`.
@@ -959,7 +968,7 @@ class StreamCore:
         """Whether writes may wait: messages of the current batch are still waiting,
         so the caller comes back for the next one before it waits for input, and
         less than :data:`COALESCE_MAX` bytes wait to be written."""
-        return length_hint(self._frames) > 0 and self.bytes_out - self._flushed < COALESCE_MAX
+        return self._left() > 0 and self.bytes_out - self._flushed < COALESCE_MAX
 
     def send_timed_out(self) -> TimeoutError:
         """The error for a send that waited :attr:`send_timeout` seconds while the
@@ -985,7 +994,7 @@ class StreamCore:
                 rest of an oversized frame, or the stream is corrupt).
         """
         decoder = self._decoder
-        unused = length_hint(self._frames)
+        unused = self._left()
         if self._switchable:
             rest = decoder.detach(unused)  # type: ignore[attr-defined]
         elif unused or self._error or decoder.pending:
@@ -1003,6 +1012,7 @@ class StreamCore:
         self._streamable = hasattr(self._decoder, "stream_begin")
         self.set_stream_limit(self._stream_limit)
         self._frames = self.messages = _EMPTY
+        self._left = _NONE_LEFT
         self.batch_bytes = 0
         self._error = None
         self._drain = False

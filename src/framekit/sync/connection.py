@@ -490,8 +490,7 @@ class FramedSocket(StreamAPI, Closing):
         """
         core = self._core
         with self._send_lock:
-            core.write(payload, prefix)
-            if core.coalescing and threading.get_ident() == self._reader:
+            if core.write(payload, prefix) and threading.get_ident() == self._reader:
                 return
             self._flush_locked()
 
