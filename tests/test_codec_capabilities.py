@@ -106,6 +106,49 @@ def test_detach_in_place_frame_whose_header_came_earlier(LP: Any) -> None:
     assert dec.detach(2) == big + codec.encode(b"next") + b"\x00"
 
 
+def _small_reads(module: Any, wire: bytes, step: int, stop: int, via_buffer: bool) -> Any:
+    dec = make(module, {"length_size": 2}).decoder()
+    offered = []
+    last: List[bytes] = []
+    for i in range(0, stop, step):
+        chunk = wire[i : min(i + step, stop)]
+        if via_buffer:
+            view = dec.get_buffer()
+            offered.append(len(view))
+            view[: len(chunk)] = chunk
+            last = dec.buffer_updated(len(chunk))
+        else:
+            last = dec.feed(chunk)
+    pending = dec.pending
+    rest: List[Any] = []
+    for unused in (len(last) + 1, len(last)):  # one too many is refused
+        try:
+            rest.append(dec.detach(unused))
+            break
+        except ValueError as exc:
+            rest.append(str(exc))
+    return offered, len(last), pending, rest
+
+
+@needs_both
+@pytest.mark.parametrize("via_buffer", [False, True])
+@pytest.mark.parametrize("step", [1, 3, 7])
+def test_detach_after_a_read_that_finished_no_frame(step: int, via_buffer: bool) -> None:
+    # Reads too small to finish the frame in the buffer take a shortcut in the
+    # Cython twin; the state it leaves must be the reference's, whatever came last.
+    codec = _codec_py.LengthPrefixed(2)
+    wire = codec.encode_many([b"a" * 30, b"b", b"c" * 40, b"", b"d" * 9]) + b"\x00"
+    ends = [0, 32, 35, 77, 79, 90]
+    for stop in range(len(wire) + 1):
+        py, cy = (_small_reads(m, wire, step, stop, via_buffer) for m in BACKENDS)
+        assert py == cy
+        _, returned, pending, rest = py
+        assert len(rest) == 2, rest
+        used = sum(1 for end in ends[1:] if end <= stop) - returned
+        assert rest[1] == wire[ends[used] : stop]
+        assert pending == stop - ends[used + returned]
+
+
 @st.composite
 def switching_cases(draw: st.DrawFn) -> Any:
     cfg = draw(configs())

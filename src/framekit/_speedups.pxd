@@ -89,14 +89,22 @@ cdef class LengthPrefixedDecoder:
     cdef object _break(self, object err)
     cdef int _refuse(self) except -1
     cdef int _clear(self) except -1
-    cdef int _reserve(self, Py_ssize_t room) except -1
-    cdef int _append(self, const unsigned char* data, Py_ssize_t n) except -1
-    cdef object _consume_buffer(self, list frames, Py_ssize_t limit)
-    cdef int _void_view(self) except -1
+    cdef inline int _reserve(self, Py_ssize_t room) except -1
+    cdef int _make_room(self, Py_ssize_t room) except -1
+    cdef inline int _append(self, const unsigned char* data, Py_ssize_t n) except -1
+    cdef inline object _consume_buffer(self, list frames, Py_ssize_t limit)
+    cdef inline int _void_view(self) except -1
+    cdef int _release_view(self) except -1
     cdef int _take(self, const unsigned char* data, Py_ssize_t end) except -1
-    cdef int _log_start(self, object data) except -1
+    cdef inline int _log_start(self, object data) except -1
     cdef int _log_drop(self) except -1
-    cdef list _finish(self, list frames, object err, const unsigned char* data, bint copy)
+    cdef int _log_unbuffer(self) except -1
+    cdef inline bint _unfinished(self, Py_ssize_t pending, Py_ssize_t n) noexcept
+    cdef inline int _log_unfinished(self) except -1
+    cdef inline bint _logged(self, bytearray buf) noexcept
+    cdef inline list _finish(self, list frames, object err, const unsigned char* data, bint copy)
+    cdef int _log_copy(self, const unsigned char* data) except -1
+    cdef int _shrink(self) except -1
     cdef list _feed(self, object obj, const unsigned char* data, Py_ssize_t end,
                     Py_ssize_t limit, bint copy)
     cdef int _read_header(self, const unsigned char* src, Py_ssize_t pos, Py_ssize_t end,

@@ -38,10 +38,28 @@ for *what* happens; the notes here are only about *how* it is made fast.
   memory holds zeros or earlier bytes of the same stream, the same in both
   backends.
 * ``max_frames=-1`` costs one compare per frame (``PyList_GET_SIZE(frames) ==
-  limit``); the log ``detach`` needs costs a few field writes per call: a
-  reference to ``feed``'s ``bytes`` (a non-``bytes`` input is copied, the
-  part that is logged), and a buffer that is logged is not reused until the
-  next call (the spare buffer takes its place).
+  limit``), and the default is recognised by identity, not converted; the log
+  ``detach`` needs costs a few field writes per call: a reference to
+  ``feed``'s ``bytes`` (a non-``bytes`` input is copied, the part that is
+  logged), and a buffer that is logged is not reused until the next call (the
+  spare buffer takes its place).  ``_log_buf`` stays set to ``_buf`` between
+  calls (an empty span logs nothing: ``_logged``), so a call does not take and
+  drop a reference to it.
+* To pay for that compare, the loop does less per frame than the reference:
+  a skip can only begin where the loop returns, so it is finished once before
+  the loop, and with a fixed field the header size, the cut and the bounds are
+  the same for every frame, so they are worked out once per call.
+* A call that only adds bytes to an unfinished frame begun in the buffer, too
+  small to be assembled in place (``_unfinished``: the common case of small
+  reads), does not run the decode loop to parse that frame's header again: it
+  appends the bytes and writes the log the general path would write
+  (``_log_unfinished``).  The state it leaves is the general path's, field for
+  field; the pure twin has no such shortcut, and the agreement and ``detach``
+  properties compare the two.
+* The small helpers of every call (``_void_view``, ``_log_start``,
+  ``_reserve``, ``_append``, ``_consume_buffer``, ``_finish``) are ``cdef
+  inline`` and their rare branches are functions of their own, and a spent view
+  is released through ``memoryview.release`` itself, not a method lookup.
 * The docstrings are the pure twin's, and ``tests/test_codec_introspection.py``
   checks that they stay equal; the class docstrings start with a text
   signature so that ``inspect.signature`` works.
@@ -56,9 +74,16 @@ from cpython.bytearray cimport (
 )
 from cpython.list cimport PyList_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.exc cimport PyErr_Clear, PyErr_ExceptionMatches
 from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_XDECREF
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy, memmove, memset
+
+
+cdef extern from "Python.h":
+    PyObject* PyObject_CallOneArg(object callable, object arg)  # NULL: an error is set
 
 import operator
 
@@ -72,14 +97,25 @@ cdef int64_t _VARINT_MAX = _limits.VARINT_MAX_VALUE
 # Sizes within +-2**62 leave room for any adjustment (an int32) in an int64.
 cdef long long _SMALL = 1LL << 62
 cdef Py_ssize_t _BUFFER_KEEP = _limits.BUFFER_KEEP
+cdef Py_ssize_t _BUFFER_MIN = _limits.BUFFER_MIN
 cdef Py_ssize_t _PY_SSIZE_T_MAX = (1 << 63) - 1
 cdef bytearray _EMPTY = bytearray()
+cdef object _release = memoryview.release
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 
 
+cdef object _NO_LIMIT = -1  # the default max_frames (CPython shares small ints)
+
+
 cdef inline Py_ssize_t _frames_limit(object max_frames) except -2:
     """``max_frames`` as a C count (-1: no limit), checked as the pure twin does."""
+    if max_frames is _NO_LIMIT:
+        return -1
+    return _frames_count(max_frames)
+
+
+cdef Py_ssize_t _frames_count(object max_frames) except -2:
     cdef int overflow = 0
     cdef long long n
     if type(max_frames) is int:
@@ -550,44 +586,55 @@ Incremental decoder for one stream; made by :meth:`LengthPrefixed.decoder`.
         cdef bint overflow, oversized
         cdef object err
         cdef int size = self._size
+        cdef bint big = self._big
         cdef Py_ssize_t offset = self._offset
         cdef int64_t adj = self._adj
+        cdef Py_ssize_t strip = self._strip
         cdef int64_t maximum = self._max
+        # With a fixed field, every header has the same size, cut and bounds.
+        cdef Py_ssize_t fixed_end = offset + size
+        cdef Py_ssize_t fixed_cut = fixed_end if strip < 0 else strip
+        cdef uint64_t fixed_extra = <uint64_t>(adj + fixed_end)
+        cdef int64_t fixed_room = maximum - adj - fixed_end
+        cdef int64_t neg_adj = -adj
+        cdef uint64_t extra     # flen - field
+        cdef int64_t room       # the largest field that is not oversized
         self._need = -1
         self._held = False
         self._undecoded = False
-        if PyList_GET_SIZE(frames) == limit and not self._discard:
+        # A skip only ever begins where the loop returns: finish it here, once.
+        if self._discard:
+            take = <uint64_t>(end - pos)
+            if take > self._discard:
+                take = self._discard
+            pos += <Py_ssize_t>take
+            self._discard -= take
+            if self._discard:
+                ppos[0] = pos
+                return None
+            if self._too_long:
+                err = _limits.too_large_error(self._too_long, maximum, frames)
+                self._too_long = 0
+                self._undecoded = True
+                ppos[0] = pos
+                return err
+        if PyList_GET_SIZE(frames) == limit:
             self._undecoded = True
             ppos[0] = pos
             return None
         while True:
-            if self._discard:
-                take = <uint64_t>(end - pos)
-                if take > self._discard:
-                    take = self._discard
-                pos += <Py_ssize_t>take
-                self._discard -= take
-                if self._discard:
-                    ppos[0] = pos
-                    return None
-                if self._too_long:
-                    err = _limits.too_large_error(self._too_long, maximum, frames)
-                    self._too_long = 0
-                    self._undecoded = True
-                    ppos[0] = pos
-                    return err
-                if PyList_GET_SIZE(frames) == limit:
-                    self._undecoded = True
-                    break
             avail = end - pos
             if size:
-                header_end = offset + size
+                header_end = fixed_end
                 if avail < header_end:
                     break
-                field = _read_field(src + pos + offset, size, self._big)
+                field = _read_field(src + pos + offset, size, big)
                 if size == 8 and (field >> 63):
                     ppos[0] = pos
                     return self._break(_limits.negative_length_error(<int64_t>field, frames))
+                cut = fixed_cut
+                extra = fixed_extra
+                room = fixed_room
             else:
                 i = pos + offset
                 n = 0
@@ -612,15 +659,17 @@ Incremental decoder for one stream; made by :meth:`LengthPrefixed.decoder`.
                     ppos[0] = pos
                     return self._break(_limits.varint_overflow_error(frames))
                 header_end = offset + n
+                cut = header_end if strip < 0 else strip
+                extra = <uint64_t>(adj + header_end)
+                room = maximum - adj - header_end
             # field < 2**63 from here on.
-            if <int64_t>field < -adj:
+            if <int64_t>field < neg_adj:
                 ppos[0] = pos
                 return self._break(_limits.too_short_error(
                     <object>field + adj + header_end, header_end, frames))
             # Modular arithmetic gives the true length: it lies in [header_end, 2**64).
-            flen = field + <uint64_t>(adj + header_end)
-            cut = header_end if self._strip < 0 else self._strip
-            oversized = <int64_t>field > maximum - adj - header_end
+            flen = field + extra
+            oversized = <int64_t>field > room
             if oversized or <uint64_t>cut > flen:
                 if <uint64_t>cut <= flen and flen <= <uint64_t>self._stream_limit:
                     # Held for streaming: stop at its header until stream_begin().
@@ -727,7 +776,12 @@ Incremental decoder for one stream; made by :meth:`LengthPrefixed.decoder`.
 
     # -- buffer management ----------------------------------------------------
 
-    cdef int _reserve(self, Py_ssize_t room) except -1:
+    cdef inline int _reserve(self, Py_ssize_t room) except -1:
+        if PyByteArray_GET_SIZE(self._buf) - self._end < room:
+            self._make_room(room)
+        return 0
+
+    cdef int _make_room(self, Py_ssize_t room) except -1:
         cdef bytearray buf = self._buf
         cdef Py_ssize_t size = PyByteArray_GET_SIZE(buf)
         cdef Py_ssize_t pending = self._end - self._start
@@ -735,14 +789,12 @@ Incremental decoder for one stream; made by :meth:`LengthPrefixed.decoder`.
         cdef bytearray new
         cdef char* base
         cdef bint compact
-        if size - self._end >= room:
-            return 0
         base = PyByteArray_AS_STRING(buf)
         compact = size - pending >= room and self._start >= pending
-        if compact and buf is not self._log_buf:
+        if compact and not self._logged(buf):
             memmove(base, base + self._start, pending)
         else:
-            want = size if compact else max(2 * size, pending + room)
+            want = size if compact else max(2 * size, pending + room, _BUFFER_MIN)
             new = self._spare
             self._spare = _EMPTY
             if PyByteArray_GET_SIZE(new) < want:
@@ -756,7 +808,7 @@ Incremental decoder for one stream; made by :meth:`LengthPrefixed.decoder`.
         self._end = pending
         return 0
 
-    cdef int _append(self, const unsigned char* data, Py_ssize_t n) except -1:
+    cdef inline int _append(self, const unsigned char* data, Py_ssize_t n) except -1:
         if n <= 0:
             return 0
         self._reserve(n)
@@ -764,9 +816,10 @@ Incremental decoder for one stream; made by :meth:`LengthPrefixed.decoder`.
         self._end += n
         return 0
 
-    cdef object _consume_buffer(self, list frames, Py_ssize_t limit):
+    cdef inline object _consume_buffer(self, list frames, Py_ssize_t limit):
         cdef Py_ssize_t pos = self._start
-        self._log_buf = self._buf
+        if self._log_buf is not self._buf:
+            self._log_buf = self._buf
         self._log_b0 = pos
         err = self._decode(<const unsigned char*>PyByteArray_AS_STRING(self._buf),
                            &pos, self._end, frames, limit)
@@ -774,15 +827,22 @@ Incremental decoder for one stream; made by :meth:`LengthPrefixed.decoder`.
         self._start = pos
         return err
 
-    cdef int _void_view(self) except -1:
-        cdef object view = self._view
+    cdef inline int _void_view(self) except -1:
         self._offered = 0
-        if view is not None:
-            self._view = None
-            try:
-                view.release()
-            except BufferError:
-                pass
+        if self._view is not None:
+            self._release_view()
+        return 0
+
+    cdef int _release_view(self) except -1:
+        cdef object view = self._view
+        cdef PyObject* result
+        self._view = None
+        result = PyObject_CallOneArg(_release, view)  # view.release()
+        if result is NULL:
+            if not PyErr_ExceptionMatches(BufferError):
+                return -1
+            PyErr_Clear()  # exported further by the caller: it stays
+        Py_XDECREF(result)
         return 0
 
     cdef int _take(self, const unsigned char* data, Py_ssize_t end) except -1:
@@ -794,18 +854,22 @@ Incremental decoder for one stream; made by :meth:`LengthPrefixed.decoder`.
             self._undecoded = True
         return 0
 
-    cdef int _log_start(self, object data) except -1:
-        self._log_drop()
+    cdef inline int _log_start(self, object data) except -1:
+        # _log_drop(), but _log_buf may stay: with nothing logged, it is free.
+        if self._log_buf is not None and self._log_buf is not self._buf:
+            self._log_unbuffer()
+        self._log_b0 = self._log_b1 = self._log_d0 = self._log_d1 = 0
+        if self._log_frame is not None:
+            self._log_head = b""
+            self._log_frame = None
+        self._log_lost = False
         self._log_base = self._discard
         self._log_data = data
         return 0
 
     cdef int _log_drop(self) except -1:
-        cdef bytearray old = self._log_buf
-        if (old is not None and old is not self._buf
-                and PyByteArray_GET_SIZE(old) <= PyByteArray_GET_SIZE(self._buf)):
-            self._spare = old
-        self._log_buf = None
+        if self._log_buf is not None:
+            self._log_unbuffer()
         self._log_b0 = self._log_b1 = self._log_d0 = self._log_d1 = 0
         self._log_head = b""
         self._log_frame = None
@@ -813,27 +877,61 @@ Incremental decoder for one stream; made by :meth:`LengthPrefixed.decoder`.
         self._log_lost = False
         return 0
 
-    cdef list _finish(self, list frames, object err, const unsigned char* data, bint copy):
+    cdef inline bint _unfinished(self, Py_ssize_t pending, Py_ssize_t n) noexcept:
+        """Whether ``n`` more bytes leave the frame begun in the buffer (``pending``
+        bytes of it) unfinished, and not one to assemble in place."""
+        return (pending > 0 and 0 < n < self._need - pending and self._need < self._direct_min
+                and not self._undecoded and not self._held)
+
+    cdef inline int _log_unfinished(self) except -1:
+        """Complete the log of a decode call that only added to that frame."""
+        if self._log_buf is not self._buf:
+            self._log_buf = self._buf
+        self._log_b0 = self._log_b1 = self._start
+        self._log_n = 0
+        self._log_lost = self._log_base > 0
+        return 0
+
+    cdef inline bint _logged(self, bytearray buf) noexcept:
+        return buf is self._log_buf and self._log_b1 > self._log_b0
+
+    cdef int _log_unbuffer(self) except -1:
+        cdef bytearray old = self._log_buf
+        if old is not self._buf and PyByteArray_GET_SIZE(old) <= PyByteArray_GET_SIZE(self._buf):
+            self._spare = old
+        self._log_buf = None
+        return 0
+
+    cdef inline list _finish(self, list frames, object err, const unsigned char* data,
+                             bint copy):
         self._log_n = PyList_GET_SIZE(frames)
         self._log_lost = self._log_base > 0 and self._log_n == 0
         if copy and self._log_d1 > self._log_d0:
-            self._log_data = PyBytes_FromStringAndSize(
-                <const char*>data + self._log_d0, self._log_d1 - self._log_d0)
-            self._log_d1 -= self._log_d0
-            self._log_d0 = 0
+            self._log_copy(data)
         if self._end == self._start:
             self._undecoded = False
             if PyByteArray_GET_SIZE(self._buf) > _BUFFER_KEEP:
-                if self._log_buf is self._buf:
-                    self._log_buf = self._buf[self._log_b0:self._log_b1]
-                    self._log_b1 -= self._log_b0
-                    self._log_b0 = 0
-                self._buf = bytearray()
-                self._spare = bytearray()
-                self._start = self._end = 0
+                self._shrink()
         if err is not None:
             raise err
         return frames
+
+    cdef int _log_copy(self, const unsigned char* data) except -1:
+        self._log_data = PyBytes_FromStringAndSize(
+            <const char*>data + self._log_d0, self._log_d1 - self._log_d0)
+        self._log_d1 -= self._log_d0
+        self._log_d0 = 0
+        return 0
+
+    cdef int _shrink(self) except -1:
+        if self._log_buf is self._buf:
+            self._log_buf = self._buf[self._log_b0:self._log_b1]
+            self._log_b1 -= self._log_b0
+            self._log_b0 = 0
+        self._buf = bytearray()
+        self._spare = bytearray()
+        self._start = self._end = 0
+        return 0
 
     cdef list _feed(self, object obj, const unsigned char* data, Py_ssize_t end,
                     Py_ssize_t limit, bint copy):
@@ -844,6 +942,15 @@ Incremental decoder for one stream; made by :meth:`LengthPrefixed.decoder`.
         self._void_view()
         if limit == 0 or self._stream_left:
             self._take(data, end)
+            return []
+        if self._unfinished(self._end - self._start, end) and self._frame is None:
+            # The bytes cannot finish the buffered frame: the state the general
+            # path below would leave, without parsing that frame's header again.
+            self._log_start(obj)
+            self._rest_min = 1
+            self._append(data, end)
+            self._log_d0 = self._log_d1 = end
+            self._log_unfinished()
             return []
         frames = []
         self._log_start(obj)
@@ -984,7 +1091,7 @@ Incremental decoder for one stream; made by :meth:`LengthPrefixed.decoder`.
                 rest = self._stream_left - min(pending, self._stream_left)
                 room = min(room, rest)
             elif pending == 0:
-                if self._buf is not self._log_buf:
+                if not self._logged(self._buf):
                     self._start = self._end = 0
                 room = max(room, self._header_max + min(self._last, self._room_cap))
             elif self._need > 0:
@@ -993,7 +1100,9 @@ Incremental decoder for one stream; made by :meth:`LengthPrefixed.decoder`.
             n = PyByteArray_GET_SIZE(self._buf) - self._end
             if rest >= 0:
                 n = min(n, rest)
-            view = memoryview(self._buf)[self._end:self._end + n]
+                view = memoryview(self._buf)[self._end:self._end + n]
+            else:
+                view = memoryview(self._buf)[self._end:]
         self._offered = n
         self._view = view
         return view
@@ -1014,7 +1123,7 @@ Incremental decoder for one stream; made by :meth:`LengthPrefixed.decoder`.
             FramingError: as :meth:`feed`.
         """
         cdef list frames
-        cdef Py_ssize_t limit, n
+        cdef Py_ssize_t limit, n, pending
         cdef object err
         if self._broken is not None or self._detached:
             self._refuse()
@@ -1026,9 +1135,16 @@ Incremental decoder for one stream; made by :meth:`LengthPrefixed.decoder`.
         if frame is not None and self._frame_pos < PyBytes_GET_SIZE(frame):
             self._frame_pos += n  # at most the view: its memory was zeroed
         else:
+            pending = self._end - self._start
             self._end += n
             if limit == 0 or self._stream_left:
                 self._undecoded = self._undecoded or n > 0
+            elif self._unfinished(pending, n) and frame is None:
+                # As _feed: the state the general path would leave.
+                self._log_start(None)
+                self._rest_min = self._direct_min
+                self._log_unfinished()
+                return frames
         if limit == 0 or self._stream_left:
             return frames
         self._log_start(None)

@@ -50,6 +50,9 @@ ROOM_CAP = 1024 * 1024
 #: Once nothing is pending, a decoder drops a buffer larger than this (the room
 #: a large frame needed) instead of holding it while the connection idles.
 BUFFER_KEEP = 512 * 1024
+#: The smallest buffer a decoder allocates: bytes fed a few at a time fill it
+#: many times over before it has to be compacted or replaced.
+BUFFER_MIN = 1024
 #: Largest ``stream_limit`` (a count of bytes that fits a C ``int64_t``).
 STREAM_LIMIT_MAX = 1 << 62
 #: Fixed widths of the length field, in bytes.

@@ -43,6 +43,10 @@ stored.  Room for an unfinished frame grows with the bytes that have arrived
 read's room (64 KiB by default) a peer makes us allocate at most twice what it
 has sent of a frame, or ``DIRECT_RATIO`` (8) times for one assembled in place.
 
+A buffer is never allocated smaller than ``_limits.BUFFER_MIN`` (1 KiB): bytes
+fed a few at a time are then moved (compacted, or to the spare buffer while
+the log holds the old one) once per KiB, not once per frame.
+
 ``feed(data)`` decodes straight out of ``data`` when nothing is buffered, and
 copies into the buffer only what it needs to finish a frame that started in an
 earlier call, then goes back to decoding out of ``data``.  Each byte is copied
@@ -122,9 +126,11 @@ reuse).  ``detach(unused)`` walks the headers in the log to the first unused
 frame and returns the rest of the log and what the decoder holds, forgetting
 errors, skips and corruption found in them.  A logged ``_buf`` is never
 written over until the next decode call: the unread bytes move to the spare
-buffer instead.  It cannot go back when the decode call began inside a skip
-and returned no frame, after ``stream_begin``, while a stream is open, or once
-a call was refused because the decoder was broken.
+buffer instead (``_logged``; ``_log_buf`` may stay ``_buf`` from one call to
+the next, and logs nothing while its span is empty).  It cannot go back when
+the decode call began inside a skip and returned no frame, after
+``stream_begin``, while a stream is open, or once a call was refused because
+the decoder was broken.
 
 Streaming
 ---------
@@ -692,11 +698,11 @@ class LengthPrefixedDecoder:
         if len(buf) - self._end >= room:
             return
         compact = len(buf) - pending >= room and self._start >= pending
-        if compact and buf is not self._log_buf:
+        if compact and not self._logged(buf):
             # Moving the unread bytes to the front frees enough: cheap, in place.
             buf[:pending] = buf[self._start : self._end]
         else:
-            size = len(buf) if compact else max(2 * len(buf), pending + room)
+            size = len(buf) if compact else max(2 * len(buf), pending + room, _limits.BUFFER_MIN)
             new = self._spare
             self._spare = bytearray()
             if len(new) < size:
@@ -745,10 +751,22 @@ class LengthPrefixedDecoder:
             self._undecoded = True
 
     def _log_start(self, data: Any) -> None:
-        """A decode call begins: forget the log of the previous one."""
+        """A decode call begins: forget the log of the previous one.
+
+        ``_log_buf`` stays when it is ``_buf``: with an empty span it holds
+        nothing (see :meth:`_logged`), and the Cython twin is spared taking
+        and dropping a reference to it in every call.
+        """
+        keep = self._log_buf is self._buf
         self._log_drop()
+        if keep:
+            self._log_buf = self._buf
         self._log_base = self._discard  # a skip to finish before the first frame
         self._log_data = data
+
+    def _logged(self, buf: bytearray) -> bool:
+        """Whether the log holds bytes of ``buf``: they must not be written over."""
+        return buf is self._log_buf and self._log_b1 > self._log_b0
 
     def _log_drop(self) -> None:
         old = self._log_buf
@@ -925,7 +943,7 @@ class LengthPrefixedDecoder:
                 rest = self._stream_left - min(pending, self._stream_left)
                 room = min(room, rest)
             elif pending == 0:
-                if self._buf is not self._log_buf:
+                if not self._logged(self._buf):
                     self._start = self._end = 0
                 room = max(room, self._header_max + min(self._last, self._room_cap))
             elif self._need > 0:
