@@ -22,7 +22,8 @@ modules, which are the documented specification.
 ``framekit/_build_info.json`` next to the package: for each codec extension
 ``"built"``, ``"failed"`` (with the compiler's error) or ``"skipped"``
 (``FRAMEKIT_BUILD_EXTENSION=no``).  When an extension does not import, one
-``RuntimeWarning`` is issued at import if the record says it was built (it
+``RuntimeWarning`` (one, for every extension missing) is issued at import if
+the record says it was built (it
 broke since) or that building it failed (an ``auto`` build fell back to pure
 Python): the user asked for the fast path and did not get it.  There is no
 warning when ``FRAMEKIT_PURE_PYTHON`` asked for the pure backend, when the
@@ -40,7 +41,7 @@ import json
 import os
 import sys
 import warnings
-from typing import TYPE_CHECKING, Any, Dict, List, Literal, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Literal, Optional, Tuple
 
 __all__ = [
     "BACKEND",
@@ -86,31 +87,49 @@ def build_info() -> Optional[Dict[str, Any]]:
     return info if isinstance(info, dict) else None
 
 
-def _missing(module: str, exc: ImportError) -> str:
-    """Say why an extension is missing; warn if the build promised it."""
+def _missing(module: str, exc: ImportError) -> Tuple[str, str]:
+    """Why an extension is missing, and what the build record said of it
+    (``built``, ``failed``, ``skipped``, or ``""`` with no record)."""
     info = build_info()
     states = info.get("extensions") if info else None
     status = states.get(module) if isinstance(states, dict) else None
     if status is None and info:
         status = info.get("extension")
     if status == "skipped":
-        return f"the build skipped {module} ({info.get('reason') if info else ''})"
+        return f"the build skipped {module} ({info.get('reason') if info else ''})", "skipped"
     if status == "built":
-        reason = f"{module} was built at install time but does not import ({exc})"
-    elif status == "failed":
-        reason = (
-            f"{module} could not be compiled at install time ({info.get('reason') if info else ''})"
+        return f"{module} was built at install time but does not import ({exc})", "built"
+    if status == "failed":
+        return f"{module} could not be compiled at install time", "failed"
+    return "no compiled extension here (a source tree that was not built)", ""
+
+
+def _say_missing(missing: List[Tuple[str, str]]) -> List[str]:
+    """The reasons for ``BACKEND_REASON``; one ``RuntimeWarning`` for all of them
+    if the build promised an extension that is not here."""
+    failed = [reason.split(" ", 1)[0] for reason, status in missing if status == "failed"]
+    reasons = [reason for reason, status in missing if status != "failed"]
+    if failed:
+        info = build_info() or {}
+        names = " and ".join(failed)
+        plural = "s" if len(failed) > 1 else ""
+        reasons.insert(
+            0,
+            f"the extension{plural} {names} could not be compiled at install time "
+            f"({info.get('reason', '')})",
         )
-    else:
-        return "no compiled extension here (a source tree that was not built)"
+    if not any(status in ("built", "failed") for _, status in missing):
+        return list(dict.fromkeys(reasons))
+    reasons = list(dict.fromkeys(reasons))
     warnings.warn(
-        f"framekit: {reason}; using the pure-Python codec, which is several times slower. "
-        "Install a C compiler and reinstall (pip install --force-reinstall --no-cache-dir "
-        "framekit), or set FRAMEKIT_PURE_PYTHON=1 to choose the pure backend and silence this.",
+        f"framekit: {'; '.join(reasons)}; using the pure-Python codecs, which are several "
+        "times slower. Install a C compiler and reinstall (pip install --force-reinstall "
+        "--no-cache-dir framekit), or set FRAMEKIT_PURE_PYTHON=1 to choose the pure backend "
+        "and silence this.",
         RuntimeWarning,
         stacklevel=_outside_framekit(),
     )
-    return reason
+    return reasons
 
 
 def _outside_framekit() -> int:
@@ -128,6 +147,7 @@ def _outside_framekit() -> int:
 
 
 _why: List[str] = []
+_gone: List[Tuple[str, str]] = []  # (reason, build status) of each extension missing
 
 if TYPE_CHECKING or os.environ.get("FRAMEKIT_PURE_PYTHON", "") not in ("", "0"):
     from .delimited import Delimited, DelimitedDecoder
@@ -148,7 +168,7 @@ else:
         from .length_prefixed import LengthPrefixed, LengthPrefixedDecoder
 
         BACKENDS["LengthPrefixed"] = "python"
-        _why.append(_missing("framekit._speedups", _exc))
+        _gone.append(_missing("framekit._speedups", _exc))
     try:
         from .._speedups_text import (
             Delimited,
@@ -169,7 +189,9 @@ else:
         from .netstring import Netstring, NetstringDecoder
 
         BACKENDS.update(dict.fromkeys(_TEXT_CODECS, "python"))
-        _why.append(_missing("framekit._speedups_text", _exc))
+        _gone.append(_missing("framekit._speedups_text", _exc))
+    if _gone:
+        _why.extend(_say_missing(_gone))
 
 BACKEND = "cython" if set(BACKENDS.values()) == {"cython"} else "python"
 BACKEND_REASON = (
