@@ -134,7 +134,7 @@ def test_a_server_with_a_jit_is_loaded_once_before_its_first_run() -> None:
         cold.close()
         warm.close()
     broken = servers.ServerSpec("broken", servers._python_server("broken").argv, jit_warmup=0.5)
-    with pytest.raises(RuntimeError, match="warm-up.*differs"):
+    with pytest.raises(RuntimeError, match=r"warm-up.*differs"):
         servers.ServerProcess(broken)
 
 

@@ -212,6 +212,49 @@ class AsyncStreamAPI(StreamAPI):
             await self._wait_input()
         self._input_taken()
 
+    async def recv_batch(self) -> List[Any]:
+        """Return every message that has arrived and is not handed out yet, as a
+        list: at least one, waiting for it like :meth:`recv` when there is none.
+
+        A pipelining peer's requests come a read's worth at a time, so a
+        server can answer them all with one ``send_many(replies)``: one
+        encoding call and one write for the batch.  Replies sent one by one
+        (``send``) are held back until the next ``recv_batch()`` (or
+        ``recv()``) and go out together, as for a batch's messages in
+        ``async for``.  Messages, batches and streams mix call by call.
+
+        Raises:
+            As :meth:`recv`: an error comes after every message received
+            before it (in an earlier list), never with them; a message that
+            does not deserialize ends its list, and the next call raises its
+            ``SerializationError``.
+        """
+        core = self._core
+        batch = core.take_messages()
+        if batch:
+            return batch
+        if core.stream_kept >= 0:
+            return [await self._recv_kept()]
+        await self._next_batch()
+        return core.take_messages()
+
+    def batches(self) -> AsyncIterator[List[Any]]:
+        """Iterate over batches of messages (as :meth:`recv_batch` returns them)
+        until a clean end: ``async for batch in conn.batches(): await
+        conn.send_many([handle(m) for m in batch])``.
+
+        Breaking out of the loop loses nothing.
+        """
+        return self._batches()
+
+    async def _batches(self) -> AsyncIterator[List[Any]]:
+        while True:
+            try:
+                batch = await self.recv_batch()
+            except ConnectionClosed:
+                return
+            yield batch
+
     def __aiter__(self) -> AsyncIterator[Any]:
         """Iterate over messages (as :meth:`recv` returns them) until a clean end.
 

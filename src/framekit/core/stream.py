@@ -59,7 +59,10 @@ later to coalesce.  The core says when coalescing is safe and useful
 waiting, the caller is in the middle of a batch and will come back for the
 next message before it waits for input, which is when the transport flushes.
 That is how one read's replies go out in one system call, as Netty flushes
-once per read (``channelReadComplete``).
+once per read (``channelReadComplete``).  A consumer that takes the whole
+batch at once (:meth:`take_messages`, behind ``recv_batch()``) is in the same
+place until it asks for the next batch (:meth:`next_batch`), so its replies
+are held back the same way.
 
 **Timeouts** are deadlines, not timers: the core records when input last
 arrived and when the unfinished frame began (only when a timeout is set, so
@@ -80,7 +83,13 @@ import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Type, Union
 
 from ..codecs.interface import Buffer, Codec
-from ..errors import BudgetExceeded, ConnectionClosed, FrameTooLarge, FramingError
+from ..errors import (
+    BudgetExceeded,
+    ConnectionClosed,
+    FrameTooLarge,
+    FramingError,
+    SerializationError,
+)
 from ..serializers import Serializer, dumps, loads
 from .budget import MemoryBudget
 from .options import DEFAULT_READ_SIZE, VECTORED_MIN_SIZE
@@ -133,6 +142,7 @@ class StreamCore:
         "_frame_timeout",
         "_frames",
         "_held",
+        "_holding",
         "_idle_timeout",
         "_last_input",
         "_left",
@@ -234,6 +244,7 @@ class StreamCore:
         self._budget: Optional[MemoryBudget] = None
         self._charged = 0  # bytes charged to the budget
         self._refused = False  # the budget refused this connection: input is dropped
+        self._holding = False  # a batch was taken whole: its replies may wait (coalescing)
 
     def set_budget(self, budget: Optional[MemoryBudget]) -> None:
         """Charge what this connection holds to a server-wide budget (see
@@ -454,6 +465,43 @@ class StreamCore:
         if self._bounded:
             self.batch_bytes = sum(map(len, frames))
 
+    def take_messages(self) -> List[Any]:
+        """Every message of the current batch not handed out yet, as a list:
+        empty when there is none (then call :meth:`next_batch`).
+
+        Until the next :meth:`next_batch`, writes are held back as they are
+        while a batch's messages wait (:attr:`coalescing`): the caller is
+        answering that batch.  With a serializer, a frame that does not
+        deserialize ends the list before it; the call after raises its
+        ``SerializationError`` (at once when it is the first), and the
+        messages after it come next, as :attr:`messages` gives them.
+
+        Raises:
+            SerializationError: the first frame did not deserialize (it is
+                used up, as in :attr:`messages`).
+        """
+        frames = self._frames
+        if self.serializer is None:
+            out: List[Any] = list(frames)
+        else:
+            out = []
+            loads = self._loads
+            for frame in frames:
+                try:
+                    out.append(loads(frame))
+                except SerializationError:
+                    if not out:
+                        raise
+                    rest = [frame]
+                    rest.extend(frames)  # that frame and the ones after it wait
+                    self._frames = it = iter(rest)
+                    self._left = it.__length_hint__  # type: ignore[attr-defined]
+                    self.messages = map(loads, it)
+                    break
+        if out:
+            self._holding = True
+        return out
+
     def _loads(self, frame: bytes) -> Any:
         serializer = self.serializer
         return frame if serializer is None else loads(serializer, frame)
@@ -476,6 +524,7 @@ class StreamCore:
             raise ValueError(
                 "a frame is being read as a stream: read it to its end or close it first"
             )
+        self._holding = False
         try:
             return self._next_batch(False)
         finally:
@@ -923,7 +972,7 @@ class StreamCore:
             _check_payload(payload)
             raise
         self.frames_out += 1
-        return out - self._flushed < COALESCE_MAX and self._left() > 0
+        return out - self._flushed < COALESCE_MAX and (self._left() > 0 or self._holding)
 
     def write_many(self, payloads: Iterable[Any], prefix: Optional[Buffer] = None) -> None:
         """Serialize and encode several messages as one buffer onto :attr:`outgoing`.
@@ -968,7 +1017,7 @@ class StreamCore:
         """Whether writes may wait: messages of the current batch are still waiting,
         so the caller comes back for the next one before it waits for input, and
         less than :data:`COALESCE_MAX` bytes wait to be written."""
-        return self._left() > 0 and self.bytes_out - self._flushed < COALESCE_MAX
+        return (self._left() > 0 or self._holding) and self.bytes_out - self._flushed < COALESCE_MAX
 
     def send_timed_out(self) -> TimeoutError:
         """The error for a send that waited :attr:`send_timeout` seconds while the

@@ -188,15 +188,56 @@ class FramedSocket(StreamAPI, Closing):
             got += self._stream_readinto(view[got:])
         return self._core.message(bytes(frame))
 
+    def recv_batch(self) -> List[Any]:
+        """Return every message that has arrived and is not handed out yet, as a
+        list: at least one, reading like :meth:`recv` when there is none.
+
+        A pipelining peer's requests come a read's worth at a time, so a
+        server can answer them all with one ``send_many(replies)``: one
+        encoding call and one system call for the batch.  Replies sent one by
+        one (``send``, from this thread) are held back until the next
+        ``recv_batch()`` (or ``recv()``) and go out together, as for a batch's
+        messages in a ``for`` loop.  Messages, batches and streams mix call by
+        call.
+
+        Raises:
+            As :meth:`recv`: an error comes after every message received
+            before it (in an earlier list), never with them; a message that
+            does not deserialize ends its list, and the next call raises its
+            ``SerializationError``.
+        """
+        core = self._core
+        batch = core.take_messages()
+        if batch:
+            return batch
+        if core.stream_kept >= 0:
+            return [self._recv_kept()]
+        self._fill()
+        return core.take_messages()
+
+    def batches(self) -> Iterator[List[Any]]:
+        """Yield batches of messages (as :meth:`recv_batch` returns them) until
+        the peer closes cleanly: ``for batch in conn.batches():
+        conn.send_many([handle(m) for m in batch])``.
+
+        Breaking out of the loop loses nothing.
+        """
+        while True:
+            try:
+                batch = self.recv_batch()
+            except ConnectionClosed:
+                return
+            yield batch
+
     def __iter__(self) -> Iterator[Any]:
         """Yield messages until the peer closes cleanly; raise like :meth:`recv`.
 
         Breaking out of the loop loses nothing: the next ``recv()`` or loop
         continues with the next message.
         """
-        return chain.from_iterable(self._batches())
+        return chain.from_iterable(self._current_batches())
 
-    def _batches(self) -> Iterator[Iterator[Any]]:
+    def _current_batches(self) -> Iterator[Iterator[Any]]:
         core = self._core
         while True:
             current = core.messages

@@ -145,6 +145,43 @@ async def framekit_asyncio(ready: Ready) -> None:
     await server.serve_forever()
 
 
+@echo_server(
+    "blocking-batches",
+    "framekit blocking serve(), batches",
+    ROLE_FRAMEKIT,
+    needs=("framekit._speedups",),
+)
+def framekit_blocking_batches(ready: Ready) -> None:
+    import framekit
+
+    def handler(conn: Any) -> None:
+        for batch in conn.batches():
+            conn.send_many(batch)
+
+    with framekit.serve(f"tcp://{HOST}:0", handler, framekit.LengthPrefixed(4)) as server:
+        ready(server.address)
+        server.serve_forever()
+
+
+@async_echo_server(
+    "asyncio-batches",
+    "framekit asyncio, batches",
+    ROLE_FRAMEKIT,
+    needs=("framekit._speedups",),
+)
+async def framekit_asyncio_batches(ready: Ready) -> None:
+    import framekit
+    import framekit.asyncio
+
+    async def handler(conn: Any) -> None:
+        async for batch in conn.batches():
+            await conn.send_many(batch)
+
+    server = await framekit.asyncio.serve(f"tcp://{HOST}:0", handler, framekit.LengthPrefixed(4))
+    ready(server.address)
+    await server.serve_forever()
+
+
 def _framekit_anyio(backend: str) -> Callable[[Ready], None]:
     def main(ready: Ready) -> None:
         import anyio

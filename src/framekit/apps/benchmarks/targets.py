@@ -198,6 +198,37 @@ TARGETS: Tuple[Target, ...] = (
         1.0,
         "the same on uvloop (which has no loop.sendfile: framekit falls back to reads)",
     ),
+    # The same servers written with batches (``async for batch in conn.batches(): await
+    # conn.send_many(batch)``): one encoding call and one write per read, and no Python
+    # per frame beyond the codec's loop, as Netty's handler pipeline works per read.
+    Target(
+        "server-100x16/64",
+        "asyncio-batches-uvloop",
+        NETTY,
+        1.0,
+        "many busy clients, answered a batch at a time: level with Netty",
+    ),
+    Target(
+        "server-10x64/64",
+        "asyncio-batches-uvloop",
+        NETTY,
+        1.0,
+        "few clients with deep pipelines, answered a batch at a time: level with Netty",
+    ),
+    Target(
+        "server-100x16/64",
+        "blocking-batches",
+        NETTY,
+        0.5,
+        "the thread-per-connection server, a batch at a time: within 2x of Netty",
+    ),
+    Target(
+        "server-10x64/64",
+        "blocking-batches",
+        NETTY,
+        0.5,
+        "the same with deep pipelines",
+    ),
 )
 
 
