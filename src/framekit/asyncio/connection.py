@@ -178,7 +178,8 @@ class Connection(TransportEnd, AsyncStreamAPI):
         core's deadline, then raise its ``TimeoutError``)."""
         core = self._core
         protocol = self._protocol
-        self.flush()
+        if core.outgoing:
+            self.flush()
         if protocol.paused:
             protocol.resume_reading()
         wait = core.wait_time()

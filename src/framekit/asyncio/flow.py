@@ -48,37 +48,54 @@ __all__ = ["ReadWaiter", "WriteFlow", "wait_closed"]
 class ReadWaiter:
     """The one coroutine waiting for input, and how to wake it."""
 
-    __slots__ = ("_future", "_loop")
+    __slots__ = ("_future", "_loop", "_timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # The loop, kept: asyncio.get_running_loop() costs a getpid() system
         # call on every call (CPython 3.11: it checks for a fork), once per wait.
         self._loop = loop
         self._future: Optional[asyncio.Future[None]] = None
+        self._timer: Optional[asyncio.TimerHandle] = None
 
     def wake(self) -> None:
         """Input (or an end) arrived: let the waiting coroutine look."""
         future = self._future
-        if future is not None and not future.done():
-            future.set_result(None)
+        if future is not None:
+            self._future = None
+            if not future.done():
+                future.set_result(None)
+            timer = self._timer
+            if timer is not None:
+                self._timer = None
+                timer.cancel()
 
-    async def wait(self, timeout: Optional[float] = None) -> None:
-        """Wait until :meth:`wake` (or ``timeout`` seconds, if given).
+    def wait(self, timeout: Optional[float] = None) -> asyncio.Future[None]:
+        """Return what to await until :meth:`wake` (or ``timeout`` seconds, if given).
+
+        A future, not a coroutine: one frame less on the path of every read.
+        Cancelling the awaiting task cancels it, and the next ``wait()`` may begin.
 
         Raises:
             RuntimeError: another coroutine is already waiting.
         """
-        if self._future is not None:
+        current = self._future
+        if current is not None and not current.done():
             raise RuntimeError("another coroutine is already waiting for the next message")
+        timer = self._timer
+        if timer is not None:  # of a wait that was cancelled
+            self._timer = None
+            timer.cancel()
         loop = self._loop
         future = self._future = loop.create_future()
-        timer = None if timeout is None else loop.call_later(max(timeout, 0.0), self.wake)
-        try:
-            await future
-        finally:
-            self._future = None
-            if timer is not None:
-                timer.cancel()
+        if timeout is not None:
+            self._timer = loop.call_later(max(timeout, 0.0), _expire, future)
+        return future
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    """A wait's timeout: wake that wait (not a later one)."""
+    if not future.done():
+        future.set_result(None)
 
 
 class WriteFlow:

@@ -525,6 +525,8 @@ class StreamCore:
                 "a frame is being read as a stream: read it to its end or close it first"
             )
         self._holding = False
+        if self._left():
+            return True  # the current batch is not used up: nothing changed to recharge
         try:
             return self._next_batch(False)
         finally:
