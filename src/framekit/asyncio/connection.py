@@ -134,8 +134,9 @@ class Connection(TransportEnd, AsyncStreamAPI):
         Raises:
             As :meth:`send`; nothing is sent if any payload cannot be framed.
         """
-        flow = self._protocol.flow
-        flow.check()
+        flow = self._flow
+        if flow.error is not None:
+            flow.check()
         self._core.write_many(payloads, prefix)
         self.flush()
         if flow.paused:

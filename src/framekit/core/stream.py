@@ -333,7 +333,9 @@ class StreamCore:
             or self._drain
             or self._held
             or self._taken
-            or self._stream_buffered()
+            or (  # _stream_buffered(), inlined
+                self._streamable and 0 < self._decoder.stream_remaining <= self._decoder.pending  # type: ignore[attr-defined]
+            )
         ):  # not simply the decoder's room (the lines after the first are _busy(), inlined)
             if not self._refused and self._can_take() and not self._stream_buffered():
                 self._taking = True
@@ -520,7 +522,7 @@ class StreamCore:
             IncompleteFrame: the stream ended inside a frame (once).
             ConnectionClosed: the stream ended; raised by every later call.
         """
-        if self._streamable and self._end is None and self.stream_remaining:
+        if self._streamable and self._end is None and self._decoder.stream_remaining:  # type: ignore[attr-defined]
             raise ValueError(
                 "a frame is being read as a stream: read it to its end or close it first"
             )
@@ -634,7 +636,12 @@ class StreamCore:
         """More is waiting than ``max_queued_frames``/``max_queued_bytes`` allow."""
         if self._max_frames is not None and self._left() > self._max_frames:
             return True
-        return self._max_bytes is not None and self.queued_bytes > self._max_bytes
+        if self._max_bytes is None:
+            return False
+        held = (  # queued_bytes, inlined: this runs once per read
+            (self.batch_bytes if self._left() else 0) + len(self._held) + self._decoder.pending
+        )
+        return held > self._max_bytes
 
     @property
     def under_half(self) -> bool:
@@ -776,7 +783,7 @@ class StreamCore:
     @property
     def stream_kept(self) -> int:
         """The payload length of a stream kept by :meth:`keep_stream`, or -1."""
-        return self.stream_remaining if self._stream_pending else -1
+        return self._decoder.stream_remaining if self._stream_pending else -1  # type: ignore[attr-defined]
 
     def take_kept_stream(self) -> int:
         """For a plain read of a kept stream: its payload length if it may be
@@ -887,7 +894,8 @@ class StreamCore:
     def _touch(self, decoded: bool) -> None:
         now = self._clock()
         self._last_input = now
-        if not self._decoder.pending or (self._streamable and self.stream_remaining):
+        decoder = self._decoder
+        if not decoder.pending or (self._streamable and decoder.stream_remaining):  # type: ignore[attr-defined]
             self._frame_started = None
         elif decoded or self._frame_started is None:
             self._frame_started = now
@@ -907,6 +915,8 @@ class StreamCore:
     def wait_time(self) -> Optional[float]:
         """Seconds the transport may wait for input from now (<= 0: a deadline has
         passed, see :meth:`timed_out`); None: no timeout is set."""
+        if not self._timed:
+            return None
         deadline = self.deadline()
         return None if deadline is None else deadline - self._clock()
 
