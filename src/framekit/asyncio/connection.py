@@ -71,6 +71,7 @@ class Connection(TransportEnd, AsyncStreamAPI):
     """
 
     _reads_into = True  # a BufferedProtocol: reads go where core.get_buffer() says
+    _hold_batch_replies = True  # held replies are flushed at the end of the loop's iteration
 
     def __init__(
         self,

@@ -141,6 +141,9 @@ class AsyncStreamAPI(StreamAPI):
     #: Whether the transport reads into the buffer ``core.get_buffer()`` gives
     #: (then ``recv_into`` offers the caller's buffer: no copy).
     _reads_into = False
+    #: Whether replies sent after ``recv_batch()`` may be held back: only where the
+    #: transport flushes on its own soon after (see ``StreamCore.take_messages``).
+    _hold_batch_replies = False
 
     async def _wait_input(self) -> None:
         raise NotImplementedError
@@ -219,9 +222,10 @@ class AsyncStreamAPI(StreamAPI):
         A pipelining peer's requests come a read's worth at a time, so a
         server can answer them all with one ``send_many(replies)``: one
         encoding call and one write for the batch.  Replies sent one by one
-        (``send``) are held back until the next ``recv_batch()`` (or
-        ``recv()``) and go out together, as for a batch's messages in
-        ``async for``.  Messages, batches and streams mix call by call.
+        (``send``) go out together at the end of the event loop's iteration
+        on asyncio, and each at once on anyio (which has no such moment to
+        wait for): use ``send_many``.  Messages, batches and streams mix call
+        by call.
 
         Raises:
             As :meth:`recv`: an error comes after every message received
@@ -230,13 +234,14 @@ class AsyncStreamAPI(StreamAPI):
             ``SerializationError``.
         """
         core = self._core
-        batch = core.take_messages()
+        hold = self._hold_batch_replies
+        batch = core.take_messages(hold)
         if batch:
             return batch
         if core.stream_kept >= 0:
             return [await self._recv_kept()]
         await self._next_batch()
-        return core.take_messages()
+        return core.take_messages(hold)
 
     def batches(self) -> AsyncIterator[List[Any]]:
         """Iterate over batches of messages (as :meth:`recv_batch` returns them)

@@ -60,9 +60,11 @@ waiting, the caller is in the middle of a batch and will come back for the
 next message before it waits for input, which is when the transport flushes.
 That is how one read's replies go out in one system call, as Netty flushes
 once per read (``channelReadComplete``).  A consumer that takes the whole
-batch at once (:meth:`take_messages`, behind ``recv_batch()``) is in the same
-place until it asks for the next batch (:meth:`next_batch`), so its replies
-are held back the same way.
+batch at once (:meth:`take_messages`, behind ``recv_batch()``) may be
+answering it until it asks for the next batch (:meth:`next_batch`), or may
+go and do something else: its replies are held back the same way only where
+the transport flushes on its own soon after (``hold``: asyncio, at the end of
+the event loop's iteration).
 
 **Timeouts** are deadlines, not timers: the core records when input last
 arrived and when the unfinished frame began (only when a timeout is set, so
@@ -467,14 +469,18 @@ class StreamCore:
         if self._bounded:
             self.batch_bytes = sum(map(len, frames))
 
-    def take_messages(self) -> List[Any]:
+    def take_messages(self, hold: bool = False) -> List[Any]:
         """Every message of the current batch not handed out yet, as a list:
         empty when there is none (then call :meth:`next_batch`).
 
-        Until the next :meth:`next_batch`, writes are held back as they are
-        while a batch's messages wait (:attr:`coalescing`): the caller is
-        answering that batch.  With a serializer, a frame that does not
-        deserialize ends the list before it; the call after raises its
+        ``hold``: until the next :meth:`next_batch`, writes may be held back
+        as they are while a batch's messages wait (:attr:`coalescing`): the
+        caller is answering that batch.  Only for a transport that also
+        flushes on its own soon (asyncio: at the end of the loop's iteration),
+        since the caller may do anything before it asks for more.
+
+        With a serializer, a frame that does not deserialize ends the list
+        before it; the call after raises its
         ``SerializationError`` (at once when it is the first), and the
         messages after it come next, as :attr:`messages` gives them.
 
@@ -500,7 +506,7 @@ class StreamCore:
                     self._left = it.__length_hint__  # type: ignore[attr-defined]
                     self.messages = map(loads, it)
                     break
-        if out:
+        if out and hold:
             self._holding = True
         return out
 

@@ -195,10 +195,9 @@ class FramedSocket(StreamAPI, Closing):
         A pipelining peer's requests come a read's worth at a time, so a
         server can answer them all with one ``send_many(replies)``: one
         encoding call and one system call for the batch.  Replies sent one by
-        one (``send``, from this thread) are held back until the next
-        ``recv_batch()`` (or ``recv()``) and go out together, as for a batch's
-        messages in a ``for`` loop.  Messages, batches and streams mix call by
-        call.
+        one (``send``) go out each at once: the handler may do anything before
+        it asks for more, so nothing waits for that.  Messages, batches and
+        streams mix call by call.
 
         Raises:
             As :meth:`recv`: an error comes after every message received
