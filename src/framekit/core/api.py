@@ -241,7 +241,9 @@ class AsyncStreamAPI(StreamAPI):
         if core.stream_kept >= 0:
             return [await self._recv_kept()]
         await self._next_batch()
-        return core.take_messages(hold)
+        batch = core.take_messages(hold)
+        self._input_taken()  # the batch is the caller's now: read again if paused
+        return batch
 
     def batches(self) -> AsyncIterator[List[Any]]:
         """Iterate over batches of messages (as :meth:`recv_batch` returns them)

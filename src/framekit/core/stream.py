@@ -166,6 +166,7 @@ class StreamCore:
         "_taken",
         "_taking",
         "_timed",
+        "_unheld",
         "batch_bytes",
         "bytes_in",
         "bytes_out",
@@ -247,6 +248,8 @@ class StreamCore:
         self._charged = 0  # bytes charged to the budget
         self._refused = False  # the budget refused this connection: input is dropped
         self._holding = False  # a batch was taken whole: its replies may wait (coalescing)
+        self._unheld = False  # a batch was taken whole, not to hold: frames left behind
+        # an error in it do not make its replies wait
 
     def set_budget(self, budget: Optional[MemoryBudget]) -> None:
         """Charge what this connection holds to a server-wide budget (see
@@ -505,6 +508,7 @@ class StreamCore:
                     self._frames = it = iter(rest)
                     self._left = it.__length_hint__  # type: ignore[attr-defined]
                     self.messages = map(loads, it)
+                    self._unheld = not hold  # ...but the caller answers this list now
                     break
         if out and hold:
             self._holding = True
@@ -532,7 +536,7 @@ class StreamCore:
             raise ValueError(
                 "a frame is being read as a stream: read it to its end or close it first"
             )
-        self._holding = False
+        self._holding = self._unheld = False
         if self._left():
             return True  # the current batch is not used up: nothing changed to recharge
         try:
@@ -563,15 +567,17 @@ class StreamCore:
                 if self._drain_decoder():
                     return True
                 continue
+            # A decode that only raised (no frame before the error) makes an empty
+            # batch: go round, and the error is raised at the top.
             if self._taken:
                 self._taken = False
-                if self._decode(self._decoder.feed, b""):
+                if self._decode(self._decoder.feed, b"") and self._left():
                     return True
                 continue
             held = self._held
             if held:
                 self._held = bytearray()
-                if self._decode(self._decoder.feed, held):
+                if self._decode(self._decoder.feed, held) and self._left():
                     return True
                 continue
             self._frames = self.messages = _EMPTY
@@ -990,7 +996,9 @@ class StreamCore:
             _check_payload(payload)
             raise
         self.frames_out += 1
-        return out - self._flushed < COALESCE_MAX and (self._left() > 0 or self._holding)
+        return out - self._flushed < COALESCE_MAX and (
+            (self._left() > 0 and not self._unheld) or self._holding
+        )
 
     def write_many(self, payloads: Iterable[Any], prefix: Optional[Buffer] = None) -> None:
         """Serialize and encode several messages as one buffer onto :attr:`outgoing`.
@@ -1035,7 +1043,9 @@ class StreamCore:
         """Whether writes may wait: messages of the current batch are still waiting,
         so the caller comes back for the next one before it waits for input, and
         less than :data:`COALESCE_MAX` bytes wait to be written."""
-        return (self._left() > 0 or self._holding) and self.bytes_out - self._flushed < COALESCE_MAX
+        return (
+            (self._left() > 0 and not self._unheld) or self._holding
+        ) and self.bytes_out - self._flushed < COALESCE_MAX
 
     def send_timed_out(self) -> TimeoutError:
         """The error for a send that waited :attr:`send_timeout` seconds while the
