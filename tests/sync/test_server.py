@@ -101,6 +101,58 @@ def test_frame_handler_lifecycle(address: str, LP: Callable[..., Any]) -> None:
     ]
 
 
+def test_frame_handler_answers_a_pipelined_read_in_order_with_one_write(
+    LP: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served: List[Any] = []
+    writes: List[Any] = []
+    write = framekit.FramedSocket._write_parts
+
+    def counted(conn: Any, parts: List[Any]) -> None:
+        writes.append(conn)
+        write(conn, parts)
+
+    monkeypatch.setattr(framekit.FramedSocket, "_write_parts", counted)
+
+    class Handler(framekit.FrameHandler):
+        def setup(self) -> None:
+            served.append(self.conn)
+
+        def handle_frame(self, frame: Any, address: Any = None) -> Any:
+            return frame.upper()
+
+    payloads = [b"frame %d" % i for i in range(300)]
+    with running("tcp://127.0.0.1:0", Handler, LP(4)) as server, connect_to(server, LP(4)) as conn:
+        conn.send_many(payloads)  # one write: the server reads it in one or a few reads
+        assert [conn.recv() for _ in payloads] == [p.upper() for p in payloads]
+    server_writes = [c for c in writes if c is served[0]]
+    assert 1 <= len(server_writes) <= 5, len(server_writes)  # a write per read, not per frame
+
+
+def test_frame_handler_answers_the_frames_before_one_that_fails(
+    LP: Callable[..., Any], logs: LogWatcher
+) -> None:
+    """A batch's replies go out together, but an exception in handle_frame, or a reply that
+    cannot be framed, still lets the replies to the frames before it reach the peer."""
+
+    class Handler(framekit.FrameHandler):
+        def handle_frame(self, frame: Any, address: Any = None) -> Any:
+            if frame == b"raise":
+                raise RuntimeError("handler bug")
+            if frame == b"huge":
+                return b"x" * 2000  # above the server codec's max_frame_size
+            return frame
+
+    with running("tcp://127.0.0.1:0", Handler, LP(4, max_frame_size=1000)) as server:
+        for bad in (b"raise", b"huge"):
+            with connect_to(server, LP(4, max_frame_size=4000)) as conn:
+                conn.send_many([b"one", b"two", bad, b"never"])
+                assert [conn.recv(), conn.recv()] == [b"one", b"two"]
+                with pytest.raises((ConnectionError, framekit.ConnectionClosed)):
+                    conn.recv()
+    logs.wait_for("handler failed", level=40)
+
+
 def test_frame_handler_must_override_handle_frame(logs: LogWatcher) -> None:
     with running("tcp://127.0.0.1:0", framekit.FrameHandler) as server, connect_to(server) as conn:
         conn.send(b"x")

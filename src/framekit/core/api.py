@@ -225,7 +225,9 @@ class AsyncStreamAPI(StreamAPI):
         (``send``) go out together at the end of the event loop's iteration
         on asyncio, and each at once on anyio (which has no such moment to
         wait for): use ``send_many``.  Messages, batches and streams mix call
-        by call.
+        by call; a batch's messages are all decoded with the codec of their
+        read, so a protocol that switches codecs reads with ``recv()`` up to
+        the switch.
 
         Raises:
             As :meth:`recv`: an error comes after every message received

@@ -197,7 +197,9 @@ class FramedSocket(StreamAPI, Closing):
         encoding call and one system call for the batch.  Replies sent one by
         one (``send``) go out each at once: the handler may do anything before
         it asks for more, so nothing waits for that.  Messages, batches and
-        streams mix call by call.
+        streams mix call by call; a batch's messages are all decoded with the
+        codec of their read, so a protocol that switches codecs reads with
+        ``recv()`` up to the switch.
 
         Raises:
             As :meth:`recv`: an error comes after every message received
