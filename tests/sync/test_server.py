@@ -101,8 +101,9 @@ def test_frame_handler_lifecycle(address: str, LP: Callable[..., Any]) -> None:
     ]
 
 
+@pytest.mark.parametrize("batched", [False, True])
 def test_frame_handler_answers_a_pipelined_read_in_order_with_one_write(
-    LP: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    LP: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, batched: bool
 ) -> None:
     served: List[Any] = []
     writes: List[Any] = []
@@ -115,6 +116,8 @@ def test_frame_handler_answers_a_pipelined_read_in_order_with_one_write(
     monkeypatch.setattr(framekit.FramedSocket, "_write_parts", counted)
 
     class Handler(framekit.FrameHandler):
+        batch_replies = batched
+
         def setup(self) -> None:
             served.append(self.conn)
 
@@ -129,13 +132,16 @@ def test_frame_handler_answers_a_pipelined_read_in_order_with_one_write(
     assert 1 <= len(server_writes) <= 5, len(server_writes)  # a write per read, not per frame
 
 
+@pytest.mark.parametrize("batched", [False, True])
 def test_frame_handler_answers_the_frames_before_one_that_fails(
-    LP: Callable[..., Any], logs: LogWatcher
+    LP: Callable[..., Any], logs: LogWatcher, batched: bool
 ) -> None:
     """A batch's replies go out together, but an exception in handle_frame, or a reply that
     cannot be framed, still lets the replies to the frames before it reach the peer."""
 
     class Handler(framekit.FrameHandler):
+        batch_replies = batched
+
         def handle_frame(self, frame: Any, address: Any = None) -> Any:
             if frame == b"raise":
                 raise RuntimeError("handler bug")
@@ -160,8 +166,11 @@ def test_frame_handler_must_override_handle_frame(logs: LogWatcher) -> None:
     assert "must override handle_frame" in str(logs.find("handler failed")[0].exc_info)
 
 
-def test_serializer(address: str, LP: Callable[..., Any], logs: LogWatcher) -> None:
+@pytest.mark.parametrize("batched", [False, True])
+def test_serializer(address: str, LP: Callable[..., Any], logs: LogWatcher, batched: bool) -> None:
     class Adder(framekit.FrameHandler):
+        batch_replies = batched
+
         def handle_frame(self, frame: Any, address: Any = None) -> Any:
             return {"sum": sum(frame["numbers"])}
 

@@ -152,6 +152,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class EchoHandler(FrameHandler):
     """Sends every frame back as is; logs the client's arrival, departure and faults."""
 
+    batch_replies = True  # it never switches codecs: one write per read
+
     def reply(self, frame: bytes) -> bytes:
         """The answer to ``frame``."""
         return frame
