@@ -13,11 +13,8 @@ next batch is asked for; ``send_many`` answers a batch in one write.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import queue
 import socket
-import struct
-import threading
 import time
 from typing import Any, Callable, List
 
@@ -28,92 +25,30 @@ import framekit.asyncio
 from framekit import ConnectionClosed, FrameTooLarge, SerializationError
 from framekit.serializers import JSON
 
-TIMEOUT = 10.0
+from .batch_servers import (
+    TIMEOUT,
+    TRANSPORTS,
+    Running,
+    check_transport,
+    connect,
+    frame,
+    read_frames,
+)
+
 #: How long a handler dawdles before it asks for more.
 SLOW = 4.0
-TRANSPORTS = ["blocking", "asyncio", "uvloop", "anyio-asyncio", "anyio-trio"]
-
-
-def frame(payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + payload
-
-
-def read_frames(sock: socket.socket, count: int, timeout: float = TIMEOUT) -> List[bytes]:
-    sock.settimeout(timeout)
-    data = b""
-    out = []
-    while len(out) < count:
-        while len(data) < 4 or len(data) < 4 + struct.unpack(">I", data[:4])[0]:
-            more = sock.recv(65536)
-            if not more:
-                raise ConnectionError(f"closed after {len(out)} frames")
-            data += more
-        n = struct.unpack(">I", data[:4])[0]
-        out.append(data[4 : 4 + n])
-        data = data[4 + n :]
-    return out
 
 
 def serve(transport: str, handler: Callable[[Any], Any], **options: Any) -> Any:
     """Run ``handler`` (a sync function for ``blocking``, else ``async def``) in a
-    server of that transport, in a thread; yield its address; stop it after."""
-    codec = framekit.LengthPrefixed(4, max_frame_size=1024)
-    if transport == "blocking":
-        server = framekit.serve("tcp://127.0.0.1:0", handler, codec, **options)
-        server.start()
-        return server.address, server.shutdown
-    addresses: queue.Queue[str] = queue.Queue()
-    stop = threading.Event()
-
-    if transport.startswith("anyio"):
-        import anyio
-
-        fan = importlib.import_module("framekit.anyio")
-
-        async def main_anyio() -> None:
-            async with await fan.serve("tcp://127.0.0.1:0", handler, codec, **options) as server:
-                addresses.put(server.address)
-                while not stop.is_set():
-                    await anyio.sleep(0.02)
-
-        backend = transport.split("-")[1]
-        thread = threading.Thread(target=lambda: anyio.run(main_anyio, backend=backend))
-    else:
-
-        async def main_asyncio() -> None:
-            server = await framekit.asyncio.serve("tcp://127.0.0.1:0", handler, codec, **options)
-            addresses.put(server.address)
-            while not stop.is_set():
-                await asyncio.sleep(0.02)
-            server.close()
-            await server.wait_closed()
-
-        if transport == "uvloop":
-            uvloop = pytest.importorskip("uvloop")
-            thread = threading.Thread(target=lambda: uvloop.run(main_asyncio()))
-        else:
-            thread = threading.Thread(target=lambda: asyncio.run(main_asyncio()))
-    thread.start()
-
-    def shutdown() -> None:
-        stop.set()
-        thread.join(TIMEOUT)
-        assert not thread.is_alive()
-
-    return addresses.get(timeout=TIMEOUT), shutdown
-
-
-def connect(address: str) -> socket.socket:
-    host, port = address.rsplit("/", 1)[1].rsplit(":", 1)
-    return socket.create_connection((host, int(port)), timeout=TIMEOUT)
+    server of that transport, in a thread; return its address and how to stop it."""
+    server = Running(transport, handler, framekit.LengthPrefixed(4, max_frame_size=1024), **options)
+    return server.address, server.close
 
 
 @pytest.fixture(params=TRANSPORTS)
 def transport(request: pytest.FixtureRequest) -> str:
-    if request.param.startswith("anyio"):
-        pytest.importorskip("anyio")
-        if request.param.endswith("trio"):
-            pytest.importorskip("trio")
+    check_transport(request.param)
     return request.param  # type: ignore[no-any-return]
 
 
