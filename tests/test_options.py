@@ -210,3 +210,21 @@ def test_transports_share_their_defaults(role: str) -> None:
         assert defaults["frame_timeout"] == {repr(options.FRAME_TIMEOUT)}
     else:
         assert defaults["frame_timeout"] == {"None"}
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_every_server_refuses_a_handler_it_cannot_call(name: str) -> None:
+    func, positional = ENTRY_POINTS[name]
+    address = positional()[0]
+    blocking = name.count(".") == 1
+    expected = "callable or a FrameHandler subclass" if blocking else "an async function"
+
+    async def main() -> None:
+        await func(address, 42)
+
+    with pytest.raises(TypeError) as info:
+        if inspect.iscoroutinefunction(func):
+            asyncio.run(main())
+        else:
+            func(address, 42)
+    assert str(info.value) == f"handler must be {expected}, not 42"

@@ -84,6 +84,7 @@ from ..core.options import (
     FRAME_TIMEOUT,
     HANDSHAKE_TIMEOUT,
     ServerSettings,
+    check_handler,
     check_queue_bounds,
     server_settings,
 )
@@ -550,8 +551,7 @@ async def serve(
         OSError: binding failed (``EADDRINUSE``: a live server owns the
             address or the Unix path).
     """
-    if not callable(handler):
-        raise TypeError(f"handler must be an async function, not {type(handler).__name__}")
+    check_handler(handler, "an async function")
     settings = server_settings(
         address,
         codec,

@@ -45,6 +45,7 @@ __all__ = [
     "ClientSettings",
     "ServerSettings",
     "check_count",
+    "check_handler",
     "check_max_buffered_bytes",
     "check_max_connections",
     "check_max_datagram_size",
@@ -200,6 +201,17 @@ def check_max_datagram_size(value: Any) -> Optional[int]:
         TypeError, ValueError: as :func:`check_count`.
     """
     return None if value is None else check_count("max_datagram_size", value)
+
+
+def check_handler(handler: Any, expected: str) -> None:
+    """A server's ``handler``: anything callable (``expected`` says what the
+    transport calls, for the message).
+
+    Raises:
+        TypeError: it is not callable.
+    """
+    if not callable(handler):
+        raise TypeError(f"handler must be {expected}, not {handler!r}")
 
 
 def check_queue_bounds(max_queued_frames: Any, max_queued_bytes: Any) -> None:

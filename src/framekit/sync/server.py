@@ -85,6 +85,7 @@ from ..core.options import (
     DEFAULT_MAX_BUFFERED_BYTES,
     FRAME_TIMEOUT,
     HANDSHAKE_TIMEOUT,
+    check_handler,
     server_settings,
 )
 from ..core.outcome import ending
@@ -150,8 +151,7 @@ class Server:
         max_buffered_bytes: Optional[int] = DEFAULT_MAX_BUFFERED_BYTES,
         max_stream_size: Optional[int] = None,
     ) -> None:
-        if not callable(handler):
-            raise TypeError(f"handler must be callable or a FrameHandler subclass, not {handler!r}")
+        check_handler(handler, "callable or a FrameHandler subclass")
         settings = server_settings(
             address,
             codec,
