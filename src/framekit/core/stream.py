@@ -648,12 +648,7 @@ class StreamCore:
         """More is waiting than ``max_queued_frames``/``max_queued_bytes`` allow."""
         if self._max_frames is not None and self._left() > self._max_frames:
             return True
-        if self._max_bytes is None:
-            return False
-        held = (  # queued_bytes, inlined: this runs once per read
-            (self.batch_bytes if self._left() else 0) + len(self._held) + self._decoder.pending
-        )
-        return held > self._max_bytes
+        return self._max_bytes is not None and self.queued_bytes > self._max_bytes
 
     @property
     def under_half(self) -> bool:

@@ -75,6 +75,8 @@ class FrameHandler:
         if self.batch_replies:
             self._handle_batches()
             return
+        # One frame at a time, each decoded after the one before was handled (it may
+        # switch codecs).  Not written as batches of one: that costs 0.3 us a frame.
         conn = self.conn
         while True:
             try:
